@@ -1,0 +1,72 @@
+/**
+ * The HTTP side of the REST API, free of Node-RED: what a request handler gets and returns.
+ * Nodes that serve `http in` flows turn a msg into an `ApiRequest`, call a handler, and put the
+ * `ApiResponse` back as `msg.statusCode` and `msg.payload` for the `http response` node.
+ */
+
+export interface ApiRequest {
+  method: string;
+  /** Query parameters as parsed by Express: a repeated parameter arrives as an array. */
+  query: Record<string, unknown>;
+  /** Route parameters such as `{id}`. */
+  params: Record<string, string>;
+  body: unknown;
+  /** Absolute URL of this request, used to build `next`/`previous` links. */
+  url: string;
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export const ok = (body: unknown): ApiResponse => ({ status: 200, body });
+export const created = (body: unknown): ApiResponse => ({ status: 201, body });
+export const accepted = (body: unknown): ApiResponse => ({ status: 202, body });
+export const noContent = (): ApiResponse => ({ status: 204, body: '' });
+/** 400 for an invalid query parameter: `{"error": "message"}`. */
+export const badQuery = (message: string): ApiResponse => ({ status: 400, body: { error: message } });
+/** 400 for an invalid body: `{"field": ["message"]}`. */
+export const badBody = (errors: Record<string, string[]>): ApiResponse => ({ status: 400, body: errors });
+export const notFound = (detail = 'Not found.'): ApiResponse => ({ status: 404, body: { detail } });
+export const unavailable = (detail: string): ApiResponse => ({ status: 503, body: { detail } });
+
+interface ExpressLikeRequest {
+  method?: string;
+  query?: Record<string, unknown>;
+  params?: Record<string, string>;
+  body?: unknown;
+  protocol?: string;
+  originalUrl?: string;
+  url?: string;
+  headers?: Record<string, string | string[] | undefined>;
+  get?(name: string): string | undefined;
+}
+
+/** Builds an `ApiRequest` from the `msg.req` that an `http in` node attaches. */
+export function apiRequestFromMsg(msg: { req?: unknown; payload?: unknown }): ApiRequest {
+  const req = (msg.req ?? {}) as ExpressLikeRequest;
+  const host = (req.get?.('host') ?? (req.headers?.host as string | undefined)) || 'localhost';
+  const protocol = req.protocol || 'http';
+  const path = req.originalUrl || req.url || '/';
+  return {
+    method: (req.method || 'GET').toUpperCase(),
+    query: req.query ?? {},
+    params: req.params ?? {},
+    body: req.body !== undefined ? req.body : msg.payload,
+    url: `${protocol}://${host}${path}`,
+  };
+}
+
+/** Puts an `ApiResponse` on a msg for the `http response` node. */
+export function applyApiResponse(
+  msg: Record<string, unknown>,
+  res: ApiResponse,
+): void {
+  msg.statusCode = res.status;
+  msg.payload = res.body;
+  const headers = { ...((msg.headers as Record<string, string>) ?? {}), ...(res.headers ?? {}) };
+  if (res.status !== 204) headers['content-type'] = 'application/json; charset=utf-8';
+  msg.headers = headers;
+}
