@@ -1,0 +1,120 @@
+/**
+ * Node-RED glue of `sensor-validate`: the rules live in ./validate.ts. Output 1 carries accepted
+ * readings (one msg each, or one batch msg), output 2 one msg per rejection, addressed to the
+ * errors topic. A rejection is expected data, not a node error: only a genuine failure goes to
+ * done(err).
+ */
+import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
+import { systemClock } from '../shared/clock';
+import {
+  parseExtraTypes,
+  parseRanges,
+  parseRetentionDays,
+  parseTopic,
+  rejectionMessage,
+  resolveOptions,
+  validatePayload,
+  type ResolvedOptions,
+} from './validate';
+
+interface SensorValidateDef extends NodeDef {
+  mode?: string;
+  extraTypes?: string;
+  ranges?: string;
+  retentionDays?: number | string;
+}
+
+/** Status updates are throttled: at high rates, one `node.status` per message is pure overhead. */
+const STATUS_INTERVAL_MS = 500;
+
+export = function (RED: NodeAPI) {
+  function SensorValidateNode(this: Node, config: SensorValidateDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const batchMode = config.mode === 'batch';
+
+    let options: ResolvedOptions | null = null;
+    let configError = '';
+    try {
+      if (config.mode && config.mode !== 'split' && config.mode !== 'batch') throw new Error(`unknown mode "${config.mode}"`);
+      options = resolveOptions({
+        extraTypes: parseExtraTypes(config.extraTypes),
+        ranges: parseRanges(config.ranges),
+        retentionDays: parseRetentionDays(config.retentionDays),
+        clock: systemClock,
+      });
+    } catch (err) {
+      configError = (err as Error).message;
+      node.error(RED._('sensor-validate.errors.config', { error: configError }));
+      node.status({ fill: 'red', shape: 'dot', text: RED._('sensor-validate.status.configError') });
+    }
+
+    let accepted = 0;
+    let rejected = 0;
+    let lastCode = '';
+    let statusTimer: NodeJS.Timeout | null = null;
+    let lastStatusAt = 0;
+
+    const showStatus = () => {
+      statusTimer = null;
+      lastStatusAt = Date.now();
+      const counts = { accepted, rejected, code: lastCode };
+      node.status(
+        lastCode === ''
+          ? { fill: 'green', shape: 'dot', text: RED._('sensor-validate.status.counts', counts) }
+          : { fill: 'red', shape: 'ring', text: RED._('sensor-validate.status.countsLastError', counts) },
+      );
+    };
+    const scheduleStatus = () => {
+      if (statusTimer !== null) return;
+      const wait = STATUS_INTERVAL_MS - (Date.now() - lastStatusAt);
+      if (wait <= 0) showStatus();
+      else statusTimer = setTimeout(showStatus, wait);
+    };
+    if (options !== null) showStatus();
+
+    node.on('input', (msg, send, done) => {
+      if (options === null) {
+        done(new Error(RED._('sensor-validate.errors.misconfigured', { error: configError })));
+        return;
+      }
+      let result;
+      try {
+        result = validatePayload(msg.payload, msg.topic, options);
+      } catch (err) {
+        // Only input no client can send gets here (e.g. an object whose getter throws).
+        done(err as Error);
+        return;
+      }
+      const prefix = parseTopic(msg.topic)?.prefix;
+      const rejects: NodeMessage[] = result.rejected.map((r) => ({ _msgid: msg._msgid, ...rejectionMessage(r, prefix) }));
+
+      let out: NodeMessage | NodeMessage[] | null = null;
+      if (batchMode) {
+        msg.payload = result.accepted;
+        msg.rejected = result.rejected.map((r) => ({ index: r.index, error: r.error }));
+        out = msg;
+      } else if (result.accepted.length === 1) {
+        msg.payload = result.accepted[0]; // one reading: the incoming msg carries it on
+        out = msg;
+      } else if (result.accepted.length > 1) {
+        out = result.accepted.map((reading) => ({ _msgid: msg._msgid, topic: msg.topic, payload: reading }));
+      }
+      if (out !== null || rejects.length > 0) send([out, rejects.length > 0 ? rejects : null]);
+
+      accepted += result.accepted.length;
+      rejected += result.rejected.length;
+      lastCode = result.rejected.length > 0 ? result.rejected[result.rejected.length - 1].error.code : '';
+      scheduleStatus();
+      done();
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      if (statusTimer !== null) clearTimeout(statusTimer);
+      statusTimer = null;
+      done();
+    });
+  }
+
+  RED.nodes.registerType('sensor-validate', SensorValidateNode);
+};
