@@ -1,0 +1,123 @@
+/**
+ * `SqlDatabase` on a `pg.Pool`. Type parsers are set on this pool only (pg's global parsers are
+ * left alone, other code in the same process may rely on them): int8 → number (ids and counts
+ * stay far below 2^53), timestamptz/timestamp → ISO 8601 with milliseconds and `Z`.
+ */
+import { Pool, TypeOverrides } from 'pg';
+import type { PoolClient, QueryResultRow } from 'pg';
+import type { OpenDatabaseOptions, SqlDatabase, SqlExecutor } from './types';
+
+const OID_INT8 = 20;
+const OID_TIMESTAMP = 1114;
+const OID_TIMESTAMPTZ = 1184;
+
+/**
+ * PostgreSQL's text form of a timestamp (DateStyle ISO): `2026-01-26 08:00:00.123456+00`,
+ * offsets like `+05:30` or `-03:30:45`; no offset for `timestamp without time zone` (read as UTC).
+ * Returns ISO 8601 with milliseconds and `Z` (microseconds truncated, as stored readings have
+ * milliseconds only), or the text unchanged for `infinity` and BC dates.
+ */
+export function pgTimestampToIso(text: string): string {
+  const m = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?$/.exec(text);
+  if (!m) return text;
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  const d = new Date(Date.UTC(2000, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms));
+  d.setUTCFullYear(Number(m[1])); // Date.UTC maps years 0-99 to 19xx
+  let t = d.getTime();
+  if (m[8]) {
+    const offsetSeconds = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
+    t -= (m[8] === '-' ? -1 : 1) * offsetSeconds * 1000;
+  }
+  return new Date(t).toISOString();
+}
+
+function makeTypes(): TypeOverrides {
+  const overrides = new TypeOverrides();
+  overrides.setTypeParser(OID_INT8, (text: string) => Number(text));
+  overrides.setTypeParser(OID_TIMESTAMPTZ, pgTimestampToIso);
+  overrides.setTypeParser(OID_TIMESTAMP, pgTimestampToIso);
+  return overrides;
+}
+
+function asArray(params?: readonly unknown[]): unknown[] {
+  return params ? [...params] : [];
+}
+
+class PgExecutor implements SqlExecutor {
+  readonly dialect = 'postgres' as const;
+  constructor(private readonly target: Pool | PoolClient) {}
+  async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    const res = await this.target.query<QueryResultRow>(sql, asArray(params));
+    return res.rows as T[];
+  }
+  async execute(sql: string, params?: readonly unknown[]): Promise<number> {
+    const res = await this.target.query(sql, asArray(params));
+    return res.rowCount ?? 0;
+  }
+}
+
+export class PostgresDatabase extends PgExecutor implements SqlDatabase {
+  private closed = false;
+  constructor(private readonly pool: Pool) {
+    super(pool);
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // A checked-out client has no pool listener: without ours a dropped connection would be an
+    // unhandled 'error' event (a crash). The failing query rejects on its own.
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      const result = await fn(new PgExecutor(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        broken = broken ?? (rollbackErr as Error);
+      }
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      // Passing an error destroys the connection instead of returning it to the pool.
+      client.release(broken);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+export function openPostgres(url: string, opts: OpenDatabaseOptions = {}): PostgresDatabase {
+  const timeout = opts.statementTimeoutMs ?? 10_000;
+  const pool = new Pool({
+    connectionString: url,
+    max: opts.poolMax ?? 10,
+    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 5_000,
+    idleTimeoutMillis: 30_000,
+    // Server side: the statement is cancelled; client side: a hung connection still rejects.
+    statement_timeout: timeout,
+    query_timeout: timeout + 2_000,
+    application_name: 'hypervolt',
+    types: makeTypes(),
+  });
+  // An idle connection dropped by the server (restart, failover) must not crash the process;
+  // the pool discards it and the next query opens a fresh one.
+  pool.on('error', (err) => {
+    opts.logger?.warn(`PostgreSQL idle connection error: ${err.message}`);
+  });
+  return new PostgresDatabase(pool);
+}

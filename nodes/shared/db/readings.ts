@@ -1,0 +1,214 @@
+/**
+ * `ReadingRepository`: the `sensor_readings` table. A reading is identified by
+ * (sensor_type, sensor_id, timestamp): a second delivery of the same reading is not stored again.
+ */
+import { deleteOlderThan, getRow, latestPerGroup, listRows } from './list-query';
+import { SQLITE_MAX_VARIABLES } from './sqlite';
+import { rowFromDb, selectList, toIsoMs } from './table';
+import type { TableSpec } from './table';
+import type {
+  InsertReadingsResult,
+  ListOptions,
+  ListResult,
+  Reading,
+  ReadingFilters,
+  ReadingKey,
+  ReadingRepository,
+  ReadingRow,
+  RecentReadingsOptions,
+  SaveReadingsResult,
+  SqlDatabase,
+} from './types';
+
+export const READINGS_TABLE: TableSpec<ReadingRow> = {
+  table: 'sensor_readings',
+  columns: {
+    id: 'id',
+    sensor_type: 'text',
+    sensor_id: 'text',
+    value: 'number',
+    unit: 'text',
+    location: 'text',
+    timestamp: 'timestamp',
+    created_at: 'timestamp',
+  },
+  filterable: ['sensor_type', 'sensor_id', 'location'],
+  orderable: ['timestamp', 'created_at'],
+  defaultOrdering: '-timestamp',
+};
+
+export const DEFAULT_DELETE_BATCH = 5000;
+
+const INSERT_COLUMNS = ['sensor_type', 'sensor_id', 'value', 'unit', 'location', 'timestamp'] as const;
+/** Rows per SQLite statement: as many as the variable limit allows. */
+const SQLITE_INSERT_CHUNK = Math.floor(SQLITE_MAX_VARIABLES / INSERT_COLUMNS.length);
+const SQLITE_KEY_CHUNK = Math.floor(SQLITE_MAX_VARIABLES / 3);
+
+const RETURNING = `RETURNING ${selectList(READINGS_TABLE)}`;
+
+/** One key string per reading; timestamps compared in their canonical ISO form. */
+export function readingKey(k: ReadingKey): string {
+  return `${k.sensor_type}\u0000${k.sensor_id}\u0000${k.timestamp}`;
+}
+
+/** The reading with its timestamp in canonical form; a clear error for a reading that is not one. */
+function normalize(r: Reading, index: number): Reading {
+  if (!r || typeof r.sensor_type !== 'string' || typeof r.sensor_id !== 'string' || typeof r.value !== 'number' || !Number.isFinite(r.value)) {
+    throw new TypeError(`reading ${index} is not a validated reading`);
+  }
+  let timestamp: string;
+  try {
+    timestamp = toIsoMs(r.timestamp);
+  } catch {
+    throw new TypeError(`reading ${index} has an invalid timestamp: ${String(r.timestamp)}`);
+  }
+  return {
+    sensor_type: r.sensor_type,
+    sensor_id: r.sensor_id,
+    value: r.value,
+    unit: r.unit ?? '',
+    location: r.location ?? '',
+    timestamp,
+  };
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+class SqlReadingRepository implements ReadingRepository {
+  constructor(
+    private readonly db: SqlDatabase,
+    private readonly clock: { now(): number },
+  ) {}
+
+  async insertMany(input: readonly Reading[]): Promise<InsertReadingsResult> {
+    if (input.length === 0) return { inserted: [], duplicates: 0 };
+    const readings = input.map(normalize);
+    let raw: Record<string, unknown>[];
+    if (this.db.dialect === 'postgres') {
+      // One statement, six array parameters, however many rows: no per-row placeholders to
+      // parse and plan. ON CONFLICT DO NOTHING also absorbs a key repeated inside the batch.
+      raw = await this.db.query(
+        `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')})
+         SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::timestamptz[])
+         ON CONFLICT (sensor_type, sensor_id, timestamp) DO NOTHING
+         ${RETURNING}`,
+        INSERT_COLUMNS.map((c) => readings.map((r) => r[c])),
+      );
+    } else {
+      raw = await this.db.transaction(async (tx) => {
+        const rows: Record<string, unknown>[] = [];
+        for (const part of chunks(readings, SQLITE_INSERT_CHUNK)) {
+          const values = part
+            .map((_, i) => `(${INSERT_COLUMNS.map((__, j) => `$${i * INSERT_COLUMNS.length + j + 1}`).join(', ')})`)
+            .join(', ');
+          const params = part.flatMap((r) => INSERT_COLUMNS.map((c) => r[c]));
+          rows.push(
+            ...(await tx.query<Record<string, unknown>>(
+              `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')}) VALUES ${values}
+               ON CONFLICT (sensor_type, sensor_id, timestamp) DO NOTHING ${RETURNING}`,
+              params,
+            )),
+          );
+        }
+        return rows;
+      });
+    }
+    const inserted = raw.map((r) => rowFromDb(READINGS_TABLE, r));
+    return { inserted, duplicates: readings.length - inserted.length };
+  }
+
+  async findByKeys(input: readonly ReadingKey[]): Promise<ReadingRow[]> {
+    if (input.length === 0) return [];
+    const keys = input.map((k, i) => {
+      try {
+        return { sensor_type: k.sensor_type, sensor_id: k.sensor_id, timestamp: toIsoMs(k.timestamp) };
+      } catch {
+        throw new TypeError(`key ${i} has an invalid timestamp: ${String(k.timestamp)}`);
+      }
+    });
+    let raw: Record<string, unknown>[];
+    if (this.db.dialect === 'postgres') {
+      raw = await this.db.query(
+        `SELECT ${selectList(READINGS_TABLE)} FROM sensor_readings
+         WHERE (sensor_type, sensor_id, timestamp) IN
+           (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]))`,
+        [keys.map((k) => k.sensor_type), keys.map((k) => k.sensor_id), keys.map((k) => k.timestamp)],
+      );
+    } else {
+      raw = [];
+      for (const part of chunks(keys, SQLITE_KEY_CHUNK)) {
+        const values = part.map((_, i) => `($${i * 3 + 1}, $${i * 3 + 2}, $${i * 3 + 3})`).join(', ');
+        raw.push(
+          ...(await this.db.query<Record<string, unknown>>(
+            `SELECT ${selectList(READINGS_TABLE)} FROM sensor_readings
+             WHERE (sensor_type, sensor_id, timestamp) IN (VALUES ${values})`,
+            part.flatMap((k) => [k.sensor_type, k.sensor_id, k.timestamp]),
+          )),
+        );
+      }
+    }
+    return raw.map((r) => rowFromDb(READINGS_TABLE, r));
+  }
+
+  async saveMany(input: readonly Reading[]): Promise<SaveReadingsResult> {
+    const readings = input.map(normalize);
+    const { inserted, duplicates } = await this.insertMany(readings);
+    const byKey = new Map(inserted.map((r) => [readingKey(r), r]));
+    const missing = readings.filter((r) => !byKey.has(readingKey(r)));
+    if (missing.length > 0) {
+      for (const row of await this.findByKeys(missing)) byKey.set(readingKey(row), row);
+    }
+    const rows = readings.map((r, i) => {
+      const row = byKey.get(readingKey(r));
+      // Only possible if the row was deleted between the two statements (retention cleanup).
+      if (!row) throw new Error(`reading ${i} was neither stored nor found`);
+      return row;
+    });
+    return { rows, inserted: inserted.length, duplicates };
+  }
+
+  list(options: ListOptions<ReadingFilters>): Promise<ListResult<ReadingRow>> {
+    return listRows(this.db, READINGS_TABLE, options);
+  }
+
+  get(id: number): Promise<ReadingRow | undefined> {
+    return getRow(this.db, READINGS_TABLE, id);
+  }
+
+  latest(): Promise<ReadingRow[]> {
+    return latestPerGroup(this.db, READINGS_TABLE, ['sensor_type', 'sensor_id'], 'timestamp');
+  }
+
+  async recent(options: RecentReadingsOptions): Promise<ReadingRow[]> {
+    const now = options.now ?? this.clock.now();
+    const since = toIsoMs(now - options.hours * 3_600_000);
+    const params: unknown[] = [since];
+    let where = 'timestamp >= $1';
+    for (const col of ['sensor_type', 'sensor_id'] as const) {
+      const v = options[col];
+      if (v === undefined) continue;
+      if (v.includes('\u0000')) return [];
+      params.push(v);
+      where += ` AND ${col} = $${params.length}`;
+    }
+    params.push(options.limit);
+    const raw = await this.db.query<Record<string, unknown>>(
+      `SELECT ${selectList(READINGS_TABLE)} FROM sensor_readings WHERE ${where}
+       ORDER BY timestamp DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return raw.map((r) => rowFromDb(READINGS_TABLE, r));
+  }
+
+  deleteOlderThan(cutoffIso: string, batchSize = DEFAULT_DELETE_BATCH): Promise<number> {
+    return deleteOlderThan(this.db, READINGS_TABLE, 'timestamp', cutoffIso, batchSize);
+  }
+}
+
+export function createReadingRepository(db: SqlDatabase, clock: { now(): number } = { now: () => Date.now() }): ReadingRepository {
+  return new SqlReadingRepository(db, clock);
+}

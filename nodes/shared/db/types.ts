@@ -1,0 +1,186 @@
+/**
+ * The public shapes of the database layer (Node-RED-free): the SQL abstraction, the rows of each
+ * table of CONTRACT section 4, and the repositories the nodes and REST handlers call.
+ * Both implementations (PostgreSQL, SQLite) return identical JS rows: ids and numbers as
+ * `number`, timestamps as ISO 8601 UTC strings with milliseconds and `Z`, JSON columns as
+ * objects, booleans as `true`/`false`.
+ */
+import type { Reading, ReadingRow } from '../types';
+
+export type { Reading, ReadingRow };
+
+export type Dialect = 'postgres' | 'sqlite';
+
+/** Runs statements. SQL is always ours and written once with `$1..$n` placeholders. */
+export interface SqlExecutor {
+  readonly dialect: Dialect;
+  /** One statement; returns its rows (raw driver values, see repositories for conversion). */
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /** One statement; returns the number of rows it changed. */
+  execute(sql: string, params?: readonly unknown[]): Promise<number>;
+}
+
+export interface SqlDatabase extends SqlExecutor {
+  /**
+   * Runs `fn` in one transaction (PostgreSQL: one pooled connection; SQLite: BEGIN IMMEDIATE,
+   * other callers wait). Use only `tx` inside `fn`: calling the outer database from inside a
+   * SQLite transaction waits for the transaction itself (deadlock).
+   */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Resolves when the database answers a trivial query; rejects otherwise (health checks). */
+  ping(): Promise<void>;
+  /** Releases the pool / file handle; waits for a running transaction first. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Something to tell about connection problems that have no caller to reject (idle pool errors). */
+export interface DbLogger {
+  warn(message: string): void;
+  log?(message: string): void;
+}
+
+export interface OpenDatabaseOptions {
+  /** Base directory for relative SQLite paths and the default `data/hypervolt.db`; default process.cwd(). */
+  baseDir?: string;
+  /** Run the migrations on open (default true). */
+  migrate?: boolean;
+  logger?: DbLogger;
+  /** Used by `recent()` when no `now` is passed; default the system clock. */
+  clock?: { now(): number };
+  /** PostgreSQL: server statement_timeout and client query_timeout, ms (default 10000). */
+  statementTimeoutMs?: number;
+  /** PostgreSQL: connect timeout, ms (default 5000). */
+  connectionTimeoutMs?: number;
+  /** PostgreSQL: pool size (default 10). */
+  poolMax?: number;
+  /** SQLite: how long to wait for another process's lock, ms (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+/** What `openDatabase` returns: the connection plus one repository per table. */
+export interface Database {
+  readonly dialect: Dialect;
+  /** The URL with any password removed, or `sqlite:/absolute/path`; for logs and status. */
+  readonly description: string;
+  readonly sql: SqlDatabase;
+  readonly readings: ReadingRepository;
+  readonly gridData: GridDataRepository;
+  /** Applies pending migrations; returns the versions applied now (empty when up to date). */
+  migrate(): Promise<number[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---- generic list queries (DRF-style pagination, exact filters, ordering) ----
+
+export interface ListOptions<F> {
+  /** Exact-match filters; undefined values are ignored. */
+  filters?: F;
+  /** `field` or `-field` from the table's ordering whitelist; default the table's (newest first). */
+  ordering?: string;
+  /** From 1; default 1. */
+  page?: number;
+  /** Default 100. */
+  pageSize?: number;
+}
+
+export interface ListResult<Row> {
+  /**
+   * Number of matching rows. Exact up to a cap (see list-query.ts); past it, a lower bound
+   * (PostgreSQL unfiltered: the planner's estimate) and `countExact` is false.
+   */
+  count: number;
+  countExact: boolean;
+  rows: Row[];
+  /** True when a row exists after this page (known without relying on `count`). */
+  hasNext: boolean;
+}
+
+// ---- sensor_readings ----
+
+export interface ReadingKey {
+  sensor_type: string;
+  sensor_id: string;
+  timestamp: string;
+}
+
+export interface ReadingFilters {
+  sensor_type?: string;
+  sensor_id?: string;
+  location?: string;
+}
+
+export interface RecentReadingsOptions {
+  /** Rows with timestamp >= now - hours. */
+  hours: number;
+  limit: number;
+  sensor_type?: string;
+  sensor_id?: string;
+  /** Epoch ms; default the repository's clock. */
+  now?: number;
+}
+
+export interface InsertReadingsResult {
+  /** The rows stored by this call (not in input order). */
+  inserted: ReadingRow[];
+  /** How many of the input readings were not stored because their key already existed (or repeated in the batch). */
+  duplicates: number;
+}
+
+export interface SaveReadingsResult {
+  /** One stored row per input reading, in input order (a duplicate gets the existing row). */
+  rows: ReadingRow[];
+  inserted: number;
+  duplicates: number;
+}
+
+export interface ReadingRepository {
+  /** One INSERT per batch (SQLite: per chunk of the variable limit, one transaction); dedup by key. */
+  insertMany(readings: readonly Reading[]): Promise<InsertReadingsResult>;
+  /** The stored rows for these keys, in one query (per chunk on SQLite). */
+  findByKeys(keys: readonly ReadingKey[]): Promise<ReadingRow[]>;
+  /** insertMany + findByKeys for the duplicates: the stored row of every input, in input order. */
+  saveMany(readings: readonly Reading[]): Promise<SaveReadingsResult>;
+  list(options: ListOptions<ReadingFilters>): Promise<ListResult<ReadingRow>>;
+  get(id: number): Promise<ReadingRow | undefined>;
+  /** Newest row of each (sensor_type, sensor_id), computed in the database. */
+  latest(): Promise<ReadingRow[]>;
+  /** Newest first. */
+  recent(options: RecentReadingsOptions): Promise<ReadingRow[]>;
+  /** Deletes rows with timestamp < cutoff (a row exactly at the cutoff stays) in batches; returns the total. */
+  deleteOlderThan(cutoffIso: string, batchSize?: number): Promise<number>;
+}
+
+// ---- grid_data ----
+
+export interface GridData {
+  data_type: string;
+  value: number;
+  unit: string;
+  zone: string;
+  metadata: Record<string, unknown>;
+  /** ISO 8601; stored in UTC with milliseconds. */
+  timestamp: string;
+}
+
+export interface GridDataRow extends GridData {
+  id: number;
+  created_at: string;
+}
+
+export interface GridDataFilters {
+  data_type?: string;
+  zone?: string;
+}
+
+export interface GridDataRepository {
+  /** Insert, or on the same (data_type, zone, timestamp) replace value, unit, metadata. Returns the stored rows. */
+  upsertMany(rows: readonly GridData[]): Promise<GridDataRow[]>;
+  list(options: ListOptions<GridDataFilters>): Promise<ListResult<GridDataRow>>;
+  get(id: number): Promise<GridDataRow | undefined>;
+  /** Newest row of each data_type (or only of `dataType`), computed in the database. */
+  latest(dataType?: string): Promise<GridDataRow[]>;
+  /** Rows of `dataType` with timestamp >= now - hours, newest first, at most `limit`. */
+  recent(dataType: string, hours: number, limit: number, now?: number): Promise<GridDataRow[]>;
+  deleteOlderThan(cutoffIso: string, batchSize?: number): Promise<number>;
+}
