@@ -1,0 +1,263 @@
+/**
+ * The logic of the `cold-store` node, free of Node-RED: the batched write of readings, the
+ * grid data upsert, the REST operations on readings, the retention cleanup and the health
+ * check. The node file only wires these to messages.
+ */
+import type { Database, ReadingRepository, ReadingRow } from '../shared/db';
+import type { Reading } from '../shared/types';
+import { ApiResponse, apiRequestFromMsg, applyApiResponse, ok, unavailable } from '../shared/http';
+import * as readingsApi from '../shared/api/readings';
+import { systemTimers } from './reading-batcher';
+import type { FlushOutcome, BatcherStats, Timers } from './reading-batcher';
+import { gridRowsFromPayload, InputError, readingsFromPayload } from './cold-store-input';
+
+export type Operation =
+  | 'write-readings'
+  | 'write-grid-data'
+  | 'list-readings'
+  | 'get-reading'
+  | 'latest-readings'
+  | 'recent-readings'
+  | 'cleanup'
+  | 'health';
+
+export const OPERATIONS: readonly Operation[] = [
+  'write-readings',
+  'write-grid-data',
+  'list-readings',
+  'get-reading',
+  'latest-readings',
+  'recent-readings',
+  'cleanup',
+  'health',
+];
+
+export type Msg = Record<string, unknown>;
+
+/** Something that hands out the database, or rejects when it is unavailable (the config node). */
+export type DatabaseSource = () => Promise<Database>;
+
+/**
+ * The batcher's flush for readings: one `saveMany` per batch (one INSERT, plus one
+ * `findByKeys` only when there were duplicates); every reading gets its stored row.
+ */
+export function readingFlush(getDatabase: DatabaseSource) {
+  return async (readings: Reading[]): Promise<FlushOutcome<ReadingRow>> => {
+    const db = await getDatabase();
+    const saved = await db.readings.saveMany(readings);
+    return { results: saved.rows, duplicates: saved.duplicates };
+  };
+}
+
+// SQLSTATE classes that a retry cannot fix: data exception, integrity constraint violation,
+// syntax error or access rule violation (a bug or a schema mismatch, not an outage).
+const PERMANENT_SQLSTATE = /^(22|23|42)[0-9A-Z]{3}$/;
+const PERMANENT_SQLITE = /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE|ERROR)/;
+
+/**
+ * Whether a failed write may succeed later (connection refused or lost, timeout, database
+ * locked, disk full) rather than never (the data or the SQL is wrong). Unknown errors count as
+ * retryable: losing readings is worse than a retry loop the status shows.
+ */
+export function isRetryableDbError(err: Error): boolean {
+  if (err instanceof InputError || err instanceof TypeError || err instanceof RangeError) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (PERMANENT_SQLSTATE.test(code)) return false;
+    if (PERMANENT_SQLITE.test(code)) return false;
+  }
+  return true;
+}
+
+/** Stores grid data rows (low rate: not batched); `msg.payload` becomes the stored row(s). */
+export async function writeGridData(msg: Msg, getDatabase: DatabaseSource): Promise<void> {
+  const { rows, single } = gridRowsFromPayload(msg.payload);
+  if (rows.length === 0) {
+    msg.payload = [];
+    return;
+  }
+  const db = await getDatabase();
+  const stored = await db.gridData.upsertMany(rows);
+  msg.payload = single ? stored[0] : stored;
+}
+
+/** Parses `msg.payload` for the batcher; the answer goes back in the same form (one row or an array). */
+export { readingsFromPayload };
+
+export type RestOperation = 'list-readings' | 'get-reading' | 'latest-readings' | 'recent-readings';
+
+export function isRestOperation(op: string): op is RestOperation {
+  return op === 'list-readings' || op === 'get-reading' || op === 'latest-readings' || op === 'recent-readings';
+}
+
+const DB_UNAVAILABLE = 'database unavailable';
+
+const REST_HANDLERS = {
+  'list-readings': readingsApi.listReadings,
+  'get-reading': readingsApi.getReading,
+  'latest-readings': readingsApi.latestReadings,
+  'recent-readings': readingsApi.recentReadings,
+} as const;
+
+/**
+ * Answers a REST request on readings into `msg` (statusCode, payload, headers). Never throws:
+ * when the database cannot answer, the response is 503 `{"detail": "database unavailable"}`
+ * (never a 500) and the cause is returned for the node's `done(err)`.
+ */
+export async function answerRest(op: RestOperation, msg: Msg, getDatabase: DatabaseSource, now: number): Promise<Error | undefined> {
+  try {
+    const db = await getDatabase();
+    applyApiResponse(msg, await REST_HANDLERS[op](db.readings, apiRequestFromMsg(msg), now));
+    return undefined;
+  } catch (err) {
+    applyApiResponse(msg, unavailable(DB_UNAVAILABLE));
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/**
+ * Deletes readings and grid data older than `retentionDays` before `now`.
+ * `msg.payload = {"deleted": {"sensor_readings": n, "grid_data": m}}`; for an HTTP request
+ * (`msg.req`) also status 200, or 503 and the error when the database is unavailable.
+ */
+export async function runCleanup(msg: Msg, getDatabase: DatabaseSource, retentionDays: number, now: number): Promise<Error | undefined> {
+  const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
+  try {
+    const db = await getDatabase();
+    const sensor_readings = await db.readings.deleteOlderThan(cutoff);
+    const grid_data = await db.gridData.deleteOlderThan(cutoff);
+    const body = { deleted: { sensor_readings, grid_data } };
+    if (msg.req) applyApiResponse(msg, ok(body));
+    else msg.payload = body;
+    return undefined;
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (!msg.req) throw error;
+    applyApiResponse(msg, unavailable(DB_UNAVAILABLE));
+    return error;
+  }
+}
+
+/** `SELECT 1` within `timeoutMs`: 'up' or 'down' (never throws). */
+export async function checkHealth(getDatabase: DatabaseSource, timeoutMs = 1500, timers: Timers = systemTimers): Promise<'up' | 'down'> {
+  let timer: unknown;
+  const timeout = new Promise<'down'>((resolve) => {
+    timer = timers.setTimeout(() => resolve('down'), timeoutMs);
+  });
+  const probe = (async (): Promise<'up' | 'down'> => {
+    try {
+      const db = await getDatabase();
+      await db.ping();
+      return 'up';
+    } catch {
+      return 'down';
+    }
+  })();
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    timers.clearTimeout(timer);
+  }
+}
+
+export interface OperationContext {
+  getDatabase: DatabaseSource;
+  retentionDays: number;
+  now: number;
+}
+
+/**
+ * Runs an operation other than `write-readings` on `msg` (in place). Resolves with an error to
+ * report through `done(err)` after the msg was sent (an HTTP 503 answer); rejects when nothing
+ * should be sent (bad input, database down for a write).
+ */
+export async function runOperation(op: Operation, msg: Msg, ctx: OperationContext): Promise<Error | undefined> {
+  switch (op) {
+    case 'write-grid-data':
+      await writeGridData(msg, ctx.getDatabase);
+      return undefined;
+    case 'cleanup':
+      return runCleanup(msg, ctx.getDatabase, ctx.retentionDays, ctx.now);
+    case 'health': {
+      const cold_store = await checkHealth(ctx.getDatabase);
+      const health = typeof msg.health === 'object' && msg.health !== null ? msg.health : {};
+      msg.health = { ...health, cold_store };
+      return undefined;
+    }
+    default:
+      if (isRestOperation(op)) return answerRest(op, msg, ctx.getDatabase, ctx.now);
+      throw new Error(`unknown operation ${op}`);
+  }
+}
+
+/**
+ * Calls `fn` at most once per `everyMs` however often `request()` is called (a node's status at
+ * thousands of readings a second would flood the editor); the last request is never lost.
+ */
+export class Throttle {
+  private timer: unknown = null;
+  private lastAt = -Infinity;
+  private stopped = false;
+  constructor(
+    private readonly fn: () => void,
+    private readonly everyMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly timers: Timers = systemTimers,
+  ) {}
+
+  /** Calls `fn` now. */
+  run(): void {
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.lastAt = this.now();
+    this.fn();
+  }
+
+  /** Calls `fn` as soon as allowed. */
+  request(): void {
+    if (this.timer !== null || this.stopped) return;
+    const wait = Math.max(0, this.lastAt + this.everyMs - this.now());
+    this.timer = this.timers.setTimeout(() => this.run(), wait);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+export interface NodeStatus {
+  fill: 'green' | 'yellow' | 'red' | 'grey';
+  shape: 'dot' | 'ring';
+  /** i18n key below `cold-store.status.` and its parameters. */
+  key: string;
+  params?: Record<string, number | string>;
+}
+
+/**
+ * The node's status from the writer's stats and the database state: refusals win (data is
+ * being turned away), then an outage, then the counters.
+ */
+export function writeStatus(stats: BatcherStats, dbState: string, refusedShown: number): NodeStatus {
+  if (stats.refused > refusedShown) {
+    return { fill: 'red', shape: 'dot', key: 'refused', params: { refused: stats.refused, queued: stats.queued + stats.inFlight } };
+  }
+  if (!stats.connected || dbState === 'down') {
+    return { fill: 'yellow', shape: 'ring', key: 'down', params: { waiting: stats.queued + stats.inFlight } };
+  }
+  if (dbState === 'connecting') return { fill: 'grey', shape: 'ring', key: 'connecting' };
+  return {
+    fill: 'green',
+    shape: 'dot',
+    key: 'stored',
+    params: { stored: stats.written, queued: stats.queued + stats.inFlight },
+  };
+}
+
+/** Status of the operations that only query: the database state. */
+export function queryStatus(dbState: string): NodeStatus {
+  if (dbState === 'up') return { fill: 'green', shape: 'dot', key: 'connected' };
+  if (dbState === 'connecting') return { fill: 'grey', shape: 'ring', key: 'connecting' };
+  return { fill: 'yellow', shape: 'ring', key: 'disconnected' };
+}

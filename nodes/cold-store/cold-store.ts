@@ -1,0 +1,108 @@
+/**
+ * Node `cold-store`: writes readings (batched) and grid data to the database of a
+ * `hypervolt-database` config node, and answers the REST operations on readings, the retention
+ * cleanup and the health check. Logic in cold-store-ops.ts and reading-batcher.ts.
+ */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { Reading, ReadingRow } from '../shared/types';
+import { DatabaseProvider, DatabaseUnavailableError } from '../hypervolt-database/database-connection';
+import { ReadingBatcher } from './reading-batcher';
+import { parsePositiveInt, parseRetentionDays } from './cold-store-input';
+import * as ops from './cold-store-ops';
+
+interface ColdStoreDef extends NodeDef {
+  database?: string;
+  operation?: string;
+  batchSize?: string | number;
+  flushMs?: string | number;
+  maxQueued?: string | number;
+  retentionDays?: string | number;
+}
+
+export = function (RED: NodeAPI) {
+  function ColdStoreNode(this: Node, config: ColdStoreDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const op = (ops.OPERATIONS as readonly string[]).includes(config.operation ?? '')
+      ? (config.operation as ops.Operation)
+      : 'write-readings';
+    const t = (key: string, params?: Record<string, string | number>) => RED._(`cold-store.${key}`, params);
+    const provider = config.database ? (RED.nodes.getNode(config.database) as unknown as DatabaseProvider | null) : null;
+    const getDatabase: ops.DatabaseSource = provider
+      ? () => provider.getDatabase()
+      : () => Promise.reject(new DatabaseUnavailableError(t('errors.no-database')));
+
+    const batcher =
+      op === 'write-readings'
+        ? new ReadingBatcher<Reading, ReadingRow>({
+            flush: ops.readingFlush(getDatabase),
+            maxBatch: parsePositiveInt(config.batchSize, 500),
+            maxDelayMs: parsePositiveInt(config.flushMs, 100),
+            maxQueued: parsePositiveInt(config.maxQueued, 100_000),
+            isRetryable: ops.isRetryableDbError,
+            onEvent: (e) => {
+              if (e.type === 'down') node.warn(t('log.down', { waiting: e.waiting, error: e.error }));
+              else node.log(t('log.up', { written: e.written, seconds: Math.round(e.downForMs / 1000) }));
+              status.request();
+            },
+          })
+        : null;
+    // The writer's counters, for a metrics flow (and the node tests).
+    if (batcher) Object.assign(node, { stats: () => batcher.stats() });
+
+    let refusedShown = 0;
+    const status = new ops.Throttle(() => {
+      const dbState = provider ? provider.state : 'down';
+      const stats = batcher?.stats();
+      const s = stats ? ops.writeStatus(stats, dbState, refusedShown) : ops.queryStatus(dbState);
+      if (stats) refusedShown = stats.refused;
+      node.status({ fill: s.fill, shape: s.shape, text: t(`status.${s.key}`, s.params) });
+    }, 500);
+    status.run();
+    provider?.connection.register(node.id);
+    const unsubscribe = provider?.connection.onState(() => status.request());
+
+    node.on('input', (msg, send, done) => {
+      const m = msg as unknown as ops.Msg;
+      if (!batcher) {
+        const ctx = { getDatabase, retentionDays: parseRetentionDays(config.retentionDays), now: Date.now() };
+        ops.runOperation(op, m, ctx).then(
+          (err) => {
+            send(msg);
+            done(err);
+          },
+          (err: Error) => done(err),
+        );
+        return;
+      }
+      let parsed: { readings: Reading[]; single: boolean };
+      try {
+        parsed = ops.readingsFromPayload(m.payload);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      batcher.add(parsed.readings, (err, rows) => {
+        status.request();
+        if (err) return done(err);
+        m.payload = parsed.single ? rows?.[0] : rows;
+        send(msg);
+        done();
+      });
+      status.request();
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      unsubscribe?.();
+      const finish = () => {
+        status.stop();
+        provider?.connection.deregister(node.id);
+        done();
+      };
+      // Write what is still queued before the database closes (the config node waits for us).
+      (batcher ? batcher.close() : Promise.resolve()).then(finish, finish);
+    });
+  }
+
+  RED.nodes.registerType('cold-store', ColdStoreNode);
+};
