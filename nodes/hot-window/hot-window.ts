@@ -1,0 +1,107 @@
+/**
+ * Node `hot-window`: pushes readings into the hot store, answers the buffer endpoint, builds the
+ * AI context, stores grid context rows and reports health. The work is in hot-window-ops.ts.
+ *
+ * Pushes are not awaited one after another: every msg starts its push at once, and the Redis
+ * client's auto-pipelining sends all the pushes of one tick in a single write (no batching
+ * timer of our own, so no added latency and nothing held back on close).
+ */
+import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
+import { applyApiResponse, ok, unavailable } from '../shared/http';
+import { systemClock } from '../shared/clock';
+import type { HotStoreConfigNode } from '../hypervolt-hot-store/hot-store-config';
+import {
+  buildContext, checkHealth, parseOperation, pushPayload, readBuffer, setContextRows, withHealth,
+  UNAVAILABLE_DETAIL, type HotWindowOperation,
+} from './hot-window-ops';
+import { ThrottledStatus } from './hot-window-status';
+
+type Msg = NodeMessage & Record<string, unknown>;
+type Send = (msg: NodeMessage) => void;
+
+export = function (RED: NodeAPI) {
+  function HotWindowNode(this: Node, def: NodeDef & { store?: string; operation?: string }) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const t = (key: string, vars?: Record<string, string | number>) => RED._(`hot-window.${key}`, vars);
+    const storeNode = def.store ? (RED.nodes.getNode(def.store) as HotStoreConfigNode | null) : null;
+    let operation: HotWindowOperation;
+    try {
+      operation = parseOperation(def.operation);
+      if (!storeNode || typeof storeNode.getStore !== 'function') throw new Error(t('errors.no-store'));
+    } catch (err) {
+      const error = err as Error;
+      node.status({ fill: 'red', shape: 'ring', text: error.message });
+      node.on('input', (_msg, _send, done) => done(error));
+      return;
+    }
+    const store = storeNode.getStore();
+    const status = new ThrottledStatus(
+      (s) => node.status(s),
+      {
+        connected: (count) => (count === undefined ? t('status.connected') : t('status.readings', { count })),
+        connecting: t('status.connecting'),
+        disconnected: t('status.disconnected'),
+        closed: t('status.closed'),
+      },
+      store.state,
+      operation === 'push',
+    );
+    const unsubscribe = storeNode.onState((state, err) => status.setState(state, err));
+
+    const handlers: Record<HotWindowOperation, (msg: Msg, send: Send) => Promise<void>> = {
+      push: async (msg, send) => {
+        status.succeeded(await pushPayload(store, msg.payload));
+        send(msg);
+      },
+      read: async (msg, send) => {
+        const { response, error } = await readBuffer(store, msg);
+        applyApiResponse(msg, response);
+        send(msg); // the client gets its 503 even when the store failed
+        if (error) throw error;
+        status.succeeded();
+      },
+      context: async (msg, send) => {
+        try {
+          const payload = await buildContext(store, systemClock.now());
+          if (msg.req) applyApiResponse(msg, ok(payload));
+          else msg.payload = payload;
+        } catch (err) {
+          if (!msg.req) throw err;
+          applyApiResponse(msg, unavailable(UNAVAILABLE_DETAIL));
+          send(msg);
+          throw err;
+        }
+        send(msg);
+        status.succeeded();
+      },
+      'set-context': async (msg, send) => {
+        await setContextRows(store, msg.payload);
+        send(msg);
+        status.succeeded();
+      },
+      health: async (msg, send) => {
+        msg.health = withHealth(msg.health, await checkHealth(store, 1000));
+        send(msg); // a down store is an answer here, not an error
+      },
+    };
+
+    node.on('input', (msg, send, done) => {
+      handlers[operation](msg as Msg, send).then(
+        () => done(),
+        (err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          status.failed(error);
+          done(error);
+        },
+      );
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      unsubscribe();
+      status.close();
+      done();
+    });
+  }
+  RED.nodes.registerType('hot-window', HotWindowNode);
+};

@@ -1,0 +1,386 @@
+/**
+ * The hot store in Redis, shared by every instance of the pipeline.
+ *
+ * Keys (all under `prefix`, default `hypervolt:`):
+ * - `window:{sensor_type}:{sensor_id}`: a sorted set scored by the reading's timestamp in ms,
+ *   members `{ms}|{value}`; at most `size` members; expires `ttlSeconds` after its last push.
+ * - `sensors`: the registry, a sorted set of `type:id` scored by the server time of the last push.
+ * - `context`: a hash of named JSON values (latest carbon intensity, weather); no expiry.
+ *
+ * A push is ONE Lua script call (atomic, no read-modify-write from the client); a batch is one
+ * pipeline of them. Times in the registry come from the Redis server (TIME) so that several
+ * instances with skewed clocks agree on who is active.
+ */
+import Redis, { type ChainableCommander, type RedisOptions } from 'ioredis';
+import type { Reading, WindowEntry, WindowSnapshot } from '../shared/types';
+import {
+  assertContextName,
+  assertSensorKey,
+  isoFromMs,
+  parseSensorName,
+  prepareEntries,
+  sensorName,
+  type PreparedEntry,
+} from './window-entry';
+import { snapshotOf } from './window-stats';
+import { StoreStateHolder } from './store-state';
+import {
+  DEFAULT_PREFIX,
+  DEFAULT_TTL_SECONDS,
+  DEFAULT_WINDOW_SIZE,
+  type SensorKey,
+  type StoreLogger,
+  type StoreState,
+  type StoreStateListener,
+  type WindowStore,
+} from './window-store';
+
+/**
+ * KEYS[1] window, KEYS[2] registry; ARGV: score (ms), member, size, ttl ms, registry member.
+ * Same timestamp → the old entry goes (a redelivery or a corrected value replaces it); then the
+ * window is trimmed to the newest `size` by rank, which also drops a reading older than the
+ * oldest of a full window.
+ */
+const PUSH_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], now, ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+`;
+
+/** KEYS[1] registry; ARGV[1] ttl ms. Drops members idle longer than the TTL, returns the rest. */
+const ACTIVE_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1])))
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+type PushArgs = [window: string, registry: string, ms: number, member: string, size: number, ttlMs: number, name: string];
+
+interface WindowCommands {
+  hypervoltWindowPush(...args: PushArgs): Promise<number>;
+  hypervoltActiveSensors(registry: string, ttlMs: number): Promise<string[]>;
+}
+type PipelineWithWindowCommands = ChainableCommander & {
+  hypervoltWindowPush(...args: PushArgs): ChainableCommander;
+};
+
+export interface RedisWindowStoreOptions {
+  /** A client of the caller's: the store uses it and leaves it open on close. */
+  client?: Redis;
+  /** Otherwise a URL (`redis://host:port/db`) for a client the store owns. */
+  url?: string;
+  /** Merged over `defaultRedisOptions()` for an owned client. */
+  redisOptions?: RedisOptions;
+  prefix?: string;
+  size?: number;
+  ttlSeconds?: number;
+  logger?: StoreLogger;
+  /** `ping()` rejects after this long (default 2000 ms) even if the client would wait. */
+  pingTimeoutMs?: number;
+}
+
+/**
+ * Fail fast rather than queue: with Redis down a push rejects at once (the node reports it) instead
+ * of piling up in an unbounded offline queue; reconnects go on in the background with backoff.
+ * `lazyConnect` lets the owner decide when to connect. Auto-pipelining sends every command issued
+ * in one tick (e.g. pushes of several messages) in one write.
+ */
+export function defaultRedisOptions(): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    enableAutoPipelining: true,
+    retryStrategy: (times: number) => Math.min(times * 250, 5000),
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** A redis URL without its password, for logs. */
+function describeUrl(url: string | undefined): string {
+  if (!url) return 'redis';
+  try {
+    const u = new URL(url);
+    u.password = '';
+    u.username = '';
+    return u.toString();
+  } catch {
+    return 'redis';
+  }
+}
+
+export class RedisWindowStore implements WindowStore {
+  readonly kind = 'redis' as const;
+  readonly size: number;
+  readonly ttlSeconds: number;
+  readonly prefix: string;
+  private readonly ttlMs: number;
+  private readonly client: Redis & WindowCommands;
+  private readonly ownsClient: boolean;
+  private readonly logger?: StoreLogger;
+  private readonly pingTimeoutMs: number;
+  private readonly label: string;
+  private readonly stateHolder: StoreStateHolder;
+  private readonly registryKey: string;
+  private readonly contextKey: string;
+  private readonly detach: () => void;
+  private lastError?: Error;
+  private firstConnect?: Promise<void>;
+  private lastLoggedError?: string;
+  private closed = false;
+
+  constructor(options: RedisWindowStoreOptions) {
+    this.size = options.size ?? DEFAULT_WINDOW_SIZE;
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    if (!Number.isInteger(this.size) || this.size < 1) throw new RangeError('size must be a positive integer');
+    if (!(this.ttlSeconds > 0)) throw new RangeError('ttlSeconds must be positive');
+    this.ttlMs = Math.round(this.ttlSeconds * 1000);
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.registryKey = `${this.prefix}sensors`;
+    this.contextKey = `${this.prefix}context`;
+    this.logger = options.logger;
+    this.pingTimeoutMs = options.pingTimeoutMs ?? 2000;
+    this.label = describeUrl(options.url);
+
+    if (options.client) {
+      this.client = options.client as Redis & WindowCommands;
+      this.ownsClient = false;
+    } else if (options.url) {
+      const opts = { ...defaultRedisOptions(), ...options.redisOptions };
+      this.client = new Redis(options.url, opts) as Redis & WindowCommands;
+      this.ownsClient = true;
+    } else {
+      throw new TypeError('RedisWindowStore needs a client or a url');
+    }
+    this.client.defineCommand('hypervoltWindowPush', { numberOfKeys: 2, lua: PUSH_SCRIPT });
+    this.client.defineCommand('hypervoltActiveSensors', { numberOfKeys: 1, lua: ACTIVE_SCRIPT });
+    this.stateHolder = new StoreStateHolder(this.client.status === 'ready' ? 'connected' : 'disconnected');
+    this.detach = this.attachListeners();
+  }
+
+  get state(): StoreState {
+    return this.stateHolder.state;
+  }
+
+  onStateChange(listener: StoreStateListener): () => void {
+    return this.stateHolder.on(listener);
+  }
+
+  async connect(): Promise<void> {
+    this.assertOpen();
+    const status = this.client.status;
+    if (status === 'ready') return;
+    if (status === 'wait') {
+      this.stateHolder.set('connecting');
+      // Commands sent while this first attempt runs wait for it (see `run`), so a backlog that
+      // arrives at start (MQTT persistent session) is not failed for being a few ms early.
+      const attempt = this.client.connect();
+      this.firstConnect = attempt.then(
+        () => undefined,
+        () => undefined,
+      );
+      try {
+        await attempt;
+      } finally {
+        this.firstConnect = undefined;
+      }
+      return;
+    }
+    if (status === 'end') throw new Error('redis connection ended');
+    // Already connecting or reconnecting: wait for the outcome of this attempt.
+    await new Promise<void>((resolve, reject) => {
+      const onReady = () => {
+        this.client.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        this.client.off('ready', onReady);
+        reject(err);
+      };
+      this.client.once('ready', onReady);
+      this.client.once('error', onError);
+    });
+  }
+
+  async pushMany(readings: readonly Reading[]): Promise<void> {
+    this.assertOpen();
+    const entries = prepareEntries(readings);
+    if (entries.length === 0) return;
+    await this.run(async () => {
+      if (entries.length === 1) {
+        // Goes through auto-pipelining, so single-reading messages of one tick share a write.
+        await this.client.hypervoltWindowPush(...this.pushArgs(entries[0]));
+        return;
+      }
+      const pipeline = this.client.pipeline() as PipelineWithWindowCommands;
+      for (const e of entries) pipeline.hypervoltWindowPush(...this.pushArgs(e));
+      const results = await pipeline.exec();
+      const failed = results?.find(([err]) => err);
+      if (failed) throw failed[0];
+    });
+  }
+
+  async read(key: SensorKey): Promise<WindowSnapshot> {
+    this.assertOpen();
+    assertSensorKey(key);
+    const members = await this.run(() => this.client.zrange(this.windowKey(key), 0, -1));
+    return snapshotOf(this.entriesOf(members), this.size);
+  }
+
+  async readMany(keys: readonly SensorKey[]): Promise<WindowSnapshot[]> {
+    this.assertOpen();
+    keys.forEach(assertSensorKey);
+    if (keys.length === 0) return [];
+    const results = await this.run(async () => {
+      const pipeline = this.client.pipeline();
+      for (const k of keys) pipeline.zrange(this.windowKey(k), 0, -1);
+      return (await pipeline.exec()) ?? [];
+    });
+    return results.map(([err, members]) => {
+      if (err) throw err;
+      return snapshotOf(this.entriesOf(members as string[]), this.size);
+    });
+  }
+
+  async activeSensors(): Promise<SensorKey[]> {
+    this.assertOpen();
+    const names = await this.run(() => this.client.hypervoltActiveSensors(this.registryKey, this.ttlMs));
+    return names.map(parseSensorName);
+  }
+
+  async setContext(name: string, value: unknown): Promise<void> {
+    this.assertOpen();
+    assertContextName(name);
+    const text = JSON.stringify(value ?? null);
+    if (text === undefined) throw new TypeError('context value is not JSON-serialisable');
+    await this.run(() => this.client.hset(this.contextKey, name, text));
+  }
+
+  async getContext(name: string): Promise<unknown | null> {
+    this.assertOpen();
+    assertContextName(name);
+    const text = await this.run(() => this.client.hget(this.contextKey, name));
+    return text === null ? null : JSON.parse(text);
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+    await withTimeout(this.run(() => this.client.ping()), this.pingTimeoutMs, 'redis ping');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsClient) {
+      // quit() lets pending replies arrive; while disconnected it would not stop the reconnect
+      // loop, so disconnect() then (and as the fallback).
+      if (this.client.status === 'ready') {
+        try {
+          await withTimeout(this.client.quit(), 2000, 'redis quit');
+        } catch {
+          this.client.disconnect();
+        }
+      } else {
+        this.client.disconnect();
+      }
+    } else {
+      this.detach();
+    }
+    this.stateHolder.set('closed');
+    this.stateHolder.clear();
+  }
+
+  /** The Redis key of a sensor's window. */
+  windowKey(key: SensorKey): string {
+    return `${this.prefix}window:${key.sensor_type}:${key.sensor_id}`;
+  }
+
+  /**
+   * Sends commands: after the first connection attempt if it is still running; otherwise at once,
+   * failing fast while Redis is away (no offline queue) with an error that says so.
+   */
+  private async run<T>(send: () => Promise<T>): Promise<T> {
+    if (this.firstConnect) await this.firstConnect;
+    try {
+      return await send();
+    } catch (err) {
+      const status = this.client.status;
+      if (status === 'ready') throw err;
+      throw new Error(`redis not connected (${status})`, { cause: err });
+    }
+  }
+
+  private pushArgs(e: PreparedEntry): PushArgs {
+    return [this.windowKey(e.key), this.registryKey, e.ms, `${e.ms}|${e.value}`, this.size, this.ttlMs, sensorName(e.key)];
+  }
+
+  private entriesOf(members: string[]): WindowEntry[] {
+    return members.map((m) => {
+      const bar = m.indexOf('|');
+      return { value: Number(m.slice(bar + 1)), timestamp: isoFromMs(Number(m.slice(0, bar))) };
+    });
+  }
+
+  private attachListeners(): () => void {
+    const onError = (err: Error) => {
+      // Always listened to: an unhandled 'error' would crash Node-RED. Logged once per cause,
+      // not on every reconnect attempt.
+      this.lastError = err;
+      if (this.closed || err.message === this.lastLoggedError) return;
+      this.lastLoggedError = err.message;
+      this.logger?.warn(`hot store ${this.label}: ${err.message}`);
+    };
+    const onReady = () => {
+      if (this.closed) return;
+      if (this.lastLoggedError) this.logger?.log(`hot store ${this.label}: connected`);
+      this.lastError = undefined;
+      this.lastLoggedError = undefined;
+      this.stateHolder.set('connected');
+    };
+    const onClose = () => {
+      if (!this.closed) this.stateHolder.set('disconnected', this.lastError);
+    };
+    const onEnd = () => {
+      this.stateHolder.set(this.closed ? 'closed' : 'disconnected', this.lastError);
+    };
+    this.client.on('error', onError);
+    this.client.on('ready', onReady);
+    this.client.on('close', onClose);
+    this.client.on('reconnecting', onClose);
+    this.client.on('end', onEnd);
+    return () => {
+      this.client.off('error', onError);
+      this.client.off('ready', onReady);
+      this.client.off('close', onClose);
+      this.client.off('reconnecting', onClose);
+      this.client.off('end', onEnd);
+    };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('hot store is closed');
+  }
+}

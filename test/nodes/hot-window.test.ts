@@ -1,0 +1,428 @@
+import assert from 'assert/strict';
+import fs from 'fs';
+import path from 'path';
+import Redis from 'ioredis';
+import helper from 'node-red-node-test-helper';
+import hotWindowNode = require('../../nodes/hot-window/hot-window');
+import hotStoreNode = require('../../nodes/hypervolt-hot-store/hypervolt-hot-store');
+import { REDIS_PREFIX, REDIS_URL, requireService } from '../support/services';
+
+helper.init(require.resolve('node-red'));
+
+// The helper's RED._ returns the key; use the real catalogs so status texts are checked as shown.
+function catalog(type: string): Record<string, unknown> {
+  const file = path.join(__dirname, `../../nodes/${type}/locales/en-US/${type}.json`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+const catalogs = { ...catalog('hot-window'), ...catalog('hypervolt-hot-store') };
+function translate(key: string, subs?: Record<string, unknown>): string {
+  const text = key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], catalogs);
+  if (typeof text !== 'string') return key;
+  return text.replace(/__(\w+)__/g, (_m, name: string) => String(subs?.[name]));
+}
+let httpNodeApp: unknown; // where `http in` nodes register their routes
+const withCatalog = (mod: (RED: any) => void) => (RED: any) => {
+  RED._ = translate;
+  httpNodeApp = RED.httpNode;
+  return mod(RED);
+};
+const nodes = [withCatalog(hotStoreNode), withCatalog(hotWindowNode)];
+
+type Msg = Record<string, any>;
+const OPS = ['push', 'read', 'context', 'set-context', 'health'] as const;
+const T0 = Date.parse('2026-01-26T08:00:00.000Z');
+const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+const reading = (s: number, value: number, sensor_id = 'ldr_1') => ({
+  sensor_type: 'ldr', sensor_id, value, unit: 'lux', location: 'living_room', timestamp: at(s),
+});
+const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What an `http in` node attaches, as far as apiRequestFromMsg reads it. */
+function fakeReq(query: Record<string, unknown>) {
+  const qs = new URLSearchParams(query as Record<string, string>).toString();
+  return {
+    method: 'GET',
+    query,
+    params: {},
+    get: () => 'localhost:1880',
+    protocol: 'http',
+    originalUrl: `/api/sensor-readings/buffer/?${qs}`,
+  };
+}
+
+function flow(store: Record<string, unknown>) {
+  const f: Record<string, unknown>[] = [
+    { id: 'f1', type: 'tab', label: 'hot-window test' },
+    { id: 'store', type: 'hypervolt-hot-store', url: '', prefix: '', size: '', ttl: '', ...store },
+    { id: 'on-complete', z: 'f1', type: 'complete', scope: OPS.map((op) => `hw-${op}`), uncaught: false, wires: [['completed']] },
+    { id: 'completed', z: 'f1', type: 'helper' },
+    { id: 'on-catch', z: 'f1', type: 'catch', scope: OPS.map((op) => `hw-${op}`), uncaught: false, wires: [['caught']] },
+    { id: 'caught', z: 'f1', type: 'helper' },
+  ];
+  for (const op of OPS) {
+    f.push({ id: `hw-${op}`, z: 'f1', type: 'hot-window', store: 'store', operation: op, wires: [[`out-${op}`]] });
+    f.push({ id: `out-${op}`, z: 'f1', type: 'helper' });
+  }
+  return f;
+}
+
+interface Collected {
+  out: Record<(typeof OPS)[number], Msg[]>;
+  completed: Msg[];
+  caught: Msg[];
+}
+
+async function load(store: Record<string, unknown>): Promise<Collected> {
+  await helper.load(nodes, flow(store));
+  const c: Collected = {
+    out: { push: [], read: [], context: [], 'set-context': [], health: [] },
+    completed: [],
+    caught: [],
+  };
+  for (const op of OPS) helper.getNode(`out-${op}`).on('input', (m: Msg) => c.out[op].push(m));
+  helper.getNode('completed').on('input', (m: Msg) => c.completed.push(m));
+  helper.getNode('caught').on('input', (m: Msg) => c.caught.push(m));
+  return c;
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await wait(5);
+  }
+}
+
+/** Sends a msg into a hot-window node and waits until it is done (Complete) or failed (Catch). */
+async function run(c: Collected, op: (typeof OPS)[number], msg: Msg): Promise<Msg> {
+  const before = c.completed.length + c.caught.length;
+  helper.getNode(`hw-${op}`).receive(msg);
+  await until(() => c.completed.length + c.caught.length > before, `${op} to finish`);
+  return msg;
+}
+
+async function deleteKeys(pattern: string): Promise<void> {
+  const client = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      if (keys.length) await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    await client.quit();
+  }
+}
+
+const backends: Array<{ name: string; store: () => Record<string, unknown>; redis: boolean }> = [
+  { name: 'in process (empty url)', store: () => ({ url: '' }), redis: false },
+  { name: 'Redis', store: () => ({ url: REDIS_URL, prefix: `${REDIS_PREFIX}hw:` }), redis: true },
+];
+
+describe('hot-window node', function () {
+  before((done) => {
+    helper.startServer(done);
+  });
+  after((done) => {
+    helper.stopServer(done);
+  });
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  for (const backend of backends) {
+    describe(backend.name, function () {
+      before(async function () {
+        if (backend.redis) await requireService(this, 'redis');
+      });
+      after(async function () {
+        if (backend.redis) await deleteKeys(`${REDIS_PREFIX}hw:*`);
+      });
+      afterEach(async () => {
+        if (backend.redis) await deleteKeys(`${REDIS_PREFIX}hw:*`);
+      });
+
+      it('uses the store the url asks for', async () => {
+        await load(backend.store());
+        const store = helper.getNode('store');
+        assert.equal(store.kind, backend.redis ? 'redis' : 'memory');
+        await until(() => store.state === 'connected', 'connected');
+        assert.equal(store.getStore().size, 60);
+        assert.equal(store.getStore().ttlSeconds, 3600);
+      });
+
+      it('pushes readings, passes the msg on, and reads the window over HTTP', async () => {
+        const c = await load(backend.store());
+        await until(() => helper.getNode('store').state === 'connected', 'connected');
+        const one = await run(c, 'push', { payload: reading(0, 700), topic: 'HyperVolt/sensors/living_room/ldr' });
+        await run(c, 'push', { payload: [reading(2, 900), reading(1, 800), reading(1, 800)] });
+        assert.equal(c.out.push.length, 2);
+        assert.equal(c.out.push[0], one); // the same msg, unchanged
+        assert.deepEqual(c.out.push[0].payload, reading(0, 700));
+
+        const req = fakeReq({ sensor_type: 'ldr', sensor_id: 'ldr_1' });
+        await run(c, 'read', { req, res: {}, payload: {} });
+        const res = c.out.read[0];
+        assert.equal(res.statusCode, 200);
+        assert.match(res.headers['content-type'], /^application\/json/);
+        assert.deepEqual(res.payload, {
+          readings: [
+            { value: 700, timestamp: at(0) }, { value: 800, timestamp: at(1) }, { value: 900, timestamp: at(2) },
+          ],
+          stats: {
+            count: 3, is_full: false, latest_value: 900, latest_timestamp: at(2),
+            min_value: 700, max_value: 900, avg_value: 800,
+          },
+        });
+        assert.equal(res.req, req); // kept for the http response node
+        assert.equal(c.completed.length, 3);
+        assert.equal(c.caught.length, 0);
+      });
+
+      it('reads from msg.payload when there is no msg.req, and answers an empty window', async () => {
+        const c = await load(backend.store());
+        await until(() => helper.getNode('store').state === 'connected', 'connected');
+        await run(c, 'read', { payload: { sensor_type: 'ldr', sensor_id: 'nobody' } });
+        assert.equal(c.out.read[0].statusCode, 200);
+        assert.deepEqual(c.out.read[0].payload, { readings: [], stats: { count: 0, is_full: false } });
+      });
+
+      it('answers 400 for missing, blank, repeated or odd parameters', async () => {
+        const c = await load(backend.store());
+        const required = { error: 'sensor_type and sensor_id are required' };
+        const cases: Array<[Record<string, unknown>, boolean]> = [
+          [{}, true],
+          [{ sensor_type: 'ldr' }, true],
+          [{ sensor_type: 'ldr', sensor_id: '  ' }, true],
+          [{ sensor_type: ['ldr', 'power'], sensor_id: 'x' }, true],
+          [{ sensor_type: 'ldr', sensor_id: 'x'.repeat(65) }, false],
+          [{ sensor_type: 'ldr', sensor_id: 'a*' }, false],
+          [{ sensor_type: 'ldr', sensor_id: 'a b' }, false],
+          [{ sensor_type: 'l:dr', sensor_id: 'x' }, false],
+        ];
+        for (const [query] of cases) await run(c, 'read', { req: fakeReq(query), res: {} });
+        assert.equal(c.out.read.length, cases.length);
+        cases.forEach(([, isMissing], i) => {
+          const m = c.out.read[i];
+          assert.equal(m.statusCode, 400, JSON.stringify(cases[i][0]));
+          assert.deepEqual(Object.keys(m.payload), ['error']);
+          if (isMissing) assert.deepEqual(m.payload, required);
+          else assert.match(m.payload.error, /^sensor_type and sensor_id must be 1 to 64/);
+        });
+        assert.equal(c.completed.length, cases.length); // a 400 is an answer, not a failure
+        assert.equal(c.caught.length, 0);
+        // 64 characters is still fine
+        await run(c, 'read', { req: fakeReq({ sensor_type: 'ldr', sensor_id: 'x'.repeat(64) }), res: {} });
+        assert.equal(c.out.read.at(-1)!.statusCode, 200);
+      });
+
+      it('stores context rows and builds the context of all active sensors', async () => {
+        const c = await load(backend.store());
+        await until(() => helper.getNode('store').state === 'connected', 'connected');
+        await run(c, 'push', { payload: [reading(0, 10, 'a'), reading(1, 30, 'a'), reading(0, 5, 'b')] });
+        const carbonTs = new Date(Date.now() - 120_000).toISOString();
+        const carbon = { data_type: 'carbon_intensity', value: 512.5, unit: 'gCO2eq/kWh', zone: 'IN-KA', metadata: {}, timestamp: carbonTs };
+        const setMsg = await run(c, 'set-context', { payload: carbon });
+        assert.equal(c.out['set-context'][0], setMsg);
+
+        await run(c, 'context', { payload: null });
+        const payload = c.out.context[0].payload;
+        assert.deepEqual(Object.keys(payload).sort(), ['carbon_intensity', 'sensors', 'weather']);
+        assert.deepEqual(payload.sensors, {
+          'ldr:a': { count: 2, is_full: false, latest_value: 30, latest_timestamp: at(1), min_value: 10, max_value: 30, avg_value: 20 },
+          'ldr:b': { count: 1, is_full: false, latest_value: 5, latest_timestamp: at(0), min_value: 5, max_value: 5, avg_value: 5 },
+        });
+        const { age_seconds, ...row } = payload.carbon_intensity;
+        assert.deepEqual(row, carbon);
+        assert.ok(age_seconds >= 119 && age_seconds <= 125, `age ${age_seconds}`);
+        assert.equal(payload.weather, null);
+        assert.equal(c.out.context[0].statusCode, undefined); // not an HTTP answer without msg.req
+
+        // an array of rows; the newer row of a type replaces the older
+        const weather = { data_type: 'weather', value: 24, unit: 'celsius', timestamp: carbonTs };
+        await run(c, 'set-context', { payload: [weather, { ...carbon, value: 400 }] });
+        await run(c, 'context', { req: fakeReq({}), res: {} });
+        const http = c.out.context[1];
+        assert.equal(http.statusCode, 200);
+        assert.equal(http.payload.carbon_intensity.value, 400);
+        assert.equal(http.payload.weather.value, 24);
+        assert.equal(c.caught.length, 0);
+      });
+
+      it('fails a set-context msg without a usable data_type', async () => {
+        const c = await load(backend.store());
+        await run(c, 'set-context', { payload: { value: 1 } });
+        await run(c, 'set-context', { payload: 'weather' });
+        assert.equal(c.out['set-context'].length, 0);
+        assert.equal(c.caught.length, 2);
+        assert.match(c.caught[0].error.message, /data_type/);
+      });
+
+      it('reports health, keeping what other checks put in msg.health', async () => {
+        const c = await load(backend.store());
+        await until(() => helper.getNode('store').state === 'connected', 'connected');
+        await run(c, 'health', { payload: 'x', health: { cold_store: 'up' } });
+        assert.deepEqual(c.out.health[0].health, { cold_store: 'up', hot_store: 'up' });
+        assert.equal(c.out.health[0].payload, 'x');
+      });
+
+      it('fails a malformed push through done(err), sends nothing, stores nothing', async () => {
+        const c = await load(backend.store());
+        await until(() => helper.getNode('store').state === 'connected', 'connected');
+        await run(c, 'push', { payload: [reading(0, 1), { ...reading(1, 2), value: 'high' }] });
+        await run(c, 'push', { payload: 'not a reading' });
+        await run(c, 'push', { payload: { ...reading(2, 3), sensor_id: '../../etc' } });
+        assert.equal(c.out.push.length, 0);
+        assert.equal(c.completed.length, 0);
+        assert.equal(c.caught.length, 3);
+        assert.match(c.caught[0].error.message, /reading 1: value/);
+        assert.equal(c.caught[0].error.source.id, 'hw-push');
+        await run(c, 'read', { payload: { sensor_type: 'ldr', sensor_id: 'ldr_1' } });
+        assert.equal(c.out.read[0].payload.stats.count, 0);
+      });
+
+      it('handles many concurrent pushes, each done once, and shows the count', async () => {
+        const c = await load(backend.store());
+        await until(() => helper.getNode('store').state === 'connected', 'connected');
+        const statuses: Msg[] = [];
+        const node = helper.getNode('hw-push');
+        const origStatus = node.status.bind(node);
+        node.status = (s: Msg) => {
+          statuses.push(s);
+          origStatus(s);
+        };
+        for (let i = 0; i < 300; i++) node.receive({ payload: reading(i, i, `s${i % 3}`) });
+        await until(() => c.completed.length === 300, '300 done');
+        await wait(600); // the throttled status shows the final count
+        assert.equal(c.out.push.length, 300);
+        assert.equal(c.caught.length, 0);
+        assert.deepEqual(statuses.at(-1), { fill: 'green', shape: 'dot', text: 'connected · 300 readings' });
+        assert.ok(statuses.length < 10, `${statuses.length} status updates`);
+        await run(c, 'read', { payload: { sensor_type: 'ldr', sensor_id: 's1' } });
+        assert.equal(c.out.read[0].payload.stats.count, 60);
+        assert.equal(c.out.read[0].payload.stats.latest_value, 298);
+      });
+    });
+  }
+
+  describe('configuration', function () {
+    afterEach(() => {
+      delete process.env.HV_TEST_REDIS_URL;
+      delete process.env.HV_TEST_SIZE;
+    });
+
+    it('takes ${ENV_VAR} values; unset or invalid ones fall back to the defaults', async function () {
+      await requireService(this, 'redis');
+      process.env.HV_TEST_REDIS_URL = REDIS_URL;
+      process.env.HV_TEST_SIZE = '5';
+      await load({ url: '${HV_TEST_REDIS_URL}', prefix: `${REDIS_PREFIX}hwenv:`, size: '${HV_TEST_SIZE}', ttl: '${HV_TEST_UNSET}' });
+      const store = helper.getNode('store');
+      assert.equal(store.kind, 'redis');
+      assert.equal(store.getStore().size, 5);
+      assert.equal(store.getStore().ttlSeconds, 3600);
+      await helper.unload();
+      await load({ url: '${HV_TEST_UNSET_URL}', size: 'lots', ttl: '-1' });
+      const mem = helper.getNode('store');
+      assert.equal(mem.kind, 'memory');
+      assert.equal(mem.getStore().size, 60);
+      assert.equal(mem.getStore().ttlSeconds, 3600);
+    });
+
+    it('fails every msg clearly when no store is configured', async () => {
+      await helper.load(nodes, [
+        { id: 'f1', type: 'tab' },
+        { id: 'hw-push', z: 'f1', type: 'hot-window', store: '', operation: 'push', wires: [['out']] },
+        { id: 'out', z: 'f1', type: 'helper' },
+        { id: 'on-catch', z: 'f1', type: 'catch', scope: ['hw-push'], uncaught: false, wires: [['caught']] },
+        { id: 'caught', z: 'f1', type: 'helper' },
+      ]);
+      const caught: Msg[] = [];
+      helper.getNode('caught').on('input', (m: Msg) => caught.push(m));
+      helper.getNode('hw-push').receive({ payload: reading(0, 1) });
+      await until(() => caught.length === 1, 'catch');
+      assert.match(caught[0].error.message, /no hot store configured/);
+    });
+  });
+
+  describe('the example flow', function () {
+    it('pushes, then answers the buffer and context endpoints over real HTTP', async () => {
+      const core = (p: string) => require(require.resolve(`@node-red/nodes/core/${p}`, { paths: [require.resolve('node-red')] }));
+      const example = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../examples/hot-window.json'), 'utf8')) as Msg[];
+      // The in-process store whatever REDIS_URL says: the example's prefix is a real user's.
+      const testFlow: Msg[] = example.map((n) => (n.type === 'hypervolt-hot-store' ? { ...n, url: '' } : { ...n, z: 'f1' }));
+      testFlow.push({ id: 'f1', type: 'tab' });
+      await helper.load(
+        [...nodes, core('common/20-inject.js'), core('common/21-debug.js'), core('common/90-comment.js'), core('network/21-httpin.js')],
+        testFlow,
+      );
+      const hot = example.filter((n) => n.type === 'hot-window');
+      const pushId = hot.find((n) => n.operation === 'push')!.id;
+      const setId = hot.find((n) => n.operation === 'set-context')!.id;
+      const injectOf = (target: string) => example.find((n) => n.type === 'inject' && n.wires[0].includes(target))!.id;
+      // helper.request() targets the admin app; the routes of `http in` are on RED.httpNode.
+      const supertest = require(require.resolve('supertest', { paths: [require.resolve('node-red-node-test-helper')] }));
+      const request = () => supertest(httpNodeApp);
+      const stored: Msg[] = [];
+      helper.getNode(example.find((n) => n.name === 'stored')!.id).on('input', (m: Msg) => stored.push(m));
+      helper.getNode(injectOf(pushId)).receive({});
+      helper.getNode(injectOf(setId)).receive({});
+      await wait(50);
+      assert.equal(stored.length, 1);
+
+      const buffer = await request().get('/api/sensor-readings/buffer/?sensor_type=ldr&sensor_id=ldr_1').expect(200);
+      assert.deepEqual(buffer.body.readings, [
+        { value: 750, timestamp: '2026-01-26T08:00:00.000Z' },
+        { value: 720, timestamp: '2026-01-26T08:00:10.000Z' },
+      ]);
+      assert.equal(buffer.body.stats.avg_value, 735);
+      assert.match(buffer.headers['content-type'], /application\/json/);
+      const bad = await request().get('/api/sensor-readings/buffer?sensor_type=ldr').expect(400);
+      assert.deepEqual(bad.body, { error: 'sensor_type and sensor_id are required' });
+      const context = await request().get('/api/context').expect(200);
+      assert.deepEqual(Object.keys(context.body.sensors), ['ldr:ldr_1']);
+      assert.equal(context.body.carbon_intensity.value, 512.5);
+      assert.equal(typeof context.body.carbon_intensity.age_seconds, 'number');
+    });
+  });
+
+  describe('Redis down', function () {
+    it('fails pushes fast, answers reads with 503, reports health down, shows disconnected', async function () {
+      this.timeout(15_000);
+      const c = await load({ url: 'redis://127.0.0.1:1/0' });
+      const node = helper.getNode('hw-push');
+      const statuses: Msg[] = [];
+      const origStatus = node.status.bind(node);
+      node.status = (s: Msg) => {
+        statuses.push(s);
+        origStatus(s);
+      };
+      await until(() => helper.getNode('store').state === 'disconnected', 'disconnected');
+
+      const t0 = Date.now();
+      await run(c, 'push', { payload: reading(0, 1) });
+      assert.ok(Date.now() - t0 < 1000, 'a push fails at once');
+      assert.equal(c.out.push.length, 0);
+      assert.equal(c.caught.length, 1);
+
+      await run(c, 'read', { req: fakeReq({ sensor_type: 'ldr', sensor_id: 'ldr_1' }), res: {} });
+      assert.equal(c.out.read[0].statusCode, 503);
+      assert.deepEqual(c.out.read[0].payload, { detail: 'hot store unavailable' });
+      assert.equal(c.caught.length, 2); // answered, and failed
+
+      await run(c, 'context', { req: fakeReq({}), res: {} });
+      assert.equal(c.out.context[0].statusCode, 503);
+      assert.equal(c.caught.length, 3);
+
+      await run(c, 'health', { payload: 1 });
+      assert.deepEqual(c.out.health[0].health, { hot_store: 'down' });
+      assert.equal(c.caught.length, 3); // a down store is an answer for health
+
+      await wait(600);
+      const last = statuses.at(-1)!;
+      assert.equal(last.fill, 'red');
+      assert.equal(last.shape, 'ring');
+      assert.equal(c.completed.length, 1); // only health completed
+    });
+  });
+});
