@@ -1,0 +1,92 @@
+/**
+ * Node-RED settings of the HyperVolt app, compiled to dist/settings.js. Node-RED `require()`s a
+ * settings file, so this module reads the environment when it is loaded: app/main.ts reads
+ * `.env` and fills in the defaults first (a stock `node-red --settings dist/settings.js` would
+ * need every variable the flow uses set by hand, and gets no embedded broker, 404/405 fallback
+ * or WebSocket guard: use `npm start`).
+ */
+import fs from 'fs';
+import type { IncomingMessage } from 'http';
+import path from 'path';
+import { apiMiddleware } from './app/api-middleware';
+import { credentialSecret } from './app/credentials';
+import { checkUpgrade, corsOptions, parseOrigins, tokensFromEnv } from './app/security';
+
+const env = process.env;
+/** The repository root: this file runs as dist/settings.js. */
+const ROOT = path.resolve(__dirname, '..');
+const dataDir = path.resolve(ROOT, env.DATA_DIR || 'data');
+const userDir = path.join(dataDir, 'node-red');
+fs.mkdirSync(userDir, { recursive: true });
+
+const tokens = tokensFromEnv(env);
+const origins = parseOrigins(env.CORS_ORIGIN);
+
+const adminAuth =
+  env.ADMIN_USER && env.ADMIN_PASSWORD_HASH
+    ? {
+        type: 'credentials',
+        users: [{ username: env.ADMIN_USER, password: env.ADMIN_PASSWORD_HASH, permissions: '*' }],
+      }
+    : undefined;
+
+const settings = {
+  uiPort: Number(env.PORT || 1880),
+  uiHost: env.HOST || '127.0.0.1',
+  httpAdminRoot: '/admin/',
+  httpNodeRoot: '/',
+  userDir,
+  flowFile: path.join(ROOT, 'flows', 'hypervolt.json'),
+  flowFilePretty: true,
+  // Our nodes, compiled: Node-RED loads each .js here that has a .html beside it (so the
+  // logic modules are skipped), the same files the palette package ships.
+  nodesDir: path.join(__dirname, 'nodes'),
+  credentialSecret: credentialSecret(env, dataDir),
+  ...(adminAuth ? { adminAuth } : {}),
+
+  diagnostics: { enabled: false, ui: false },
+  telemetry: { enabled: false },
+  runtimeState: { enabled: false, ui: false },
+  functionExternalModules: false,
+  functionTimeout: 0,
+  externalModules: {
+    palette: { allowInstall: true },
+    modules: { allowInstall: false },
+  },
+  editorTheme: {
+    page: { title: 'HyperVolt pipeline' },
+    header: { title: 'HyperVolt pipeline' },
+    projects: { enabled: false },
+  },
+  exportGlobalContextKeys: false,
+
+  // The largest request body: the API middleware reads at most 1 MiB itself; this is the limit
+  // of the body parsers of any other `http in` route and of the editor's admin API (a deploy
+  // of a flow file larger than 1 MiB would need more).
+  apiMaxLength: '1mb',
+  ...(corsOptions(origins) ? { httpNodeCors: corsOptions(origins) } : {}),
+  httpNodeMiddleware: apiMiddleware(tokens),
+  webSocketNodeVerifyClient(
+    info: { origin?: string; req: IncomingMessage; secure?: boolean },
+    cb: (ok: boolean, code?: number, message?: string) => void,
+  ) {
+    const denial = checkUpgrade(
+      {
+        origin: info.origin,
+        url: info.req.url,
+        host: info.req.headers.host,
+        authorization: info.req.headers.authorization,
+      },
+      tokens,
+      origins,
+    );
+    if (denial) cb(false, denial.status, denial.message);
+    else cb(true);
+  },
+
+  logging: {
+    console: { level: env.LOG_LEVEL || 'info', metrics: false, audit: false },
+  },
+};
+
+export = settings;
