@@ -38,9 +38,10 @@ const settings = {
   userDir,
   flowFile: path.join(ROOT, 'flows', 'hypervolt.json'),
   flowFilePretty: true,
-  // Our nodes, compiled: Node-RED loads each .js here that has a .html beside it (so the
-  // logic modules are skipped), the same files the palette package ships.
-  nodesDir: path.join(__dirname, 'nodes'),
+  // This package itself, as the palette would install it: Node-RED reads package.json's
+  // `node-red` section, so the nodes load with their locales, help and examples (pointing
+  // nodesDir at dist/nodes would load bare files under the module "node-red", without help).
+  nodesDir: ROOT,
   credentialSecret: credentialSecret(env, dataDir),
   ...(adminAuth ? { adminAuth } : {}),
 
