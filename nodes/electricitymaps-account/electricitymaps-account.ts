@@ -1,37 +1,8 @@
-/**
- * electricitymaps-account: the Electricity Maps API key and base URL, and the HTTP client that the fetch nodes using
- * it share. The key is a credential (never in the flow file); `${ELECTRICITY_MAPS_API_KEY}` in the
- * field, or the variable named by `apiKeyEnv` when the field is empty, reads it from the
- * environment so it is stored nowhere.
- */
-import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ApiAccount, apiKeyFromEnv } from '../shared/fetch/account';
+/** electricitymaps-account: the Electricity Maps API key (a credential) and base URL. */
+import type { NodeAPI } from 'node-red';
+import { registerAccountNode } from '../shared/fetch/account-node';
 import { ELECTRICITY_MAPS_DEFAULT_BASE_URL } from '../shared/fetch/electricitymaps';
 
-interface AccountDef extends NodeDef {
-  baseUrl: string;
-  /** Name of an environment variable holding the key, used when the credential is empty. */
-  apiKeyEnv?: string;
-}
-interface AccountCredentials {
-  apiKey?: string;
-}
-interface AccountNode extends Node<AccountCredentials> {
-  account: ApiAccount;
-}
-
 export = function (RED: NodeAPI) {
-  function ElectricityMapsAccountNode(this: AccountNode, config: AccountDef) {
-    RED.nodes.createNode(this, config);
-    const fromEnv = apiKeyFromEnv(config.apiKeyEnv, (name) => RED.util.getSetting(this, name));
-    this.account = new ApiAccount('Electricity Maps', config.baseUrl, ELECTRICITY_MAPS_DEFAULT_BASE_URL, this.credentials?.apiKey, fromEnv);
-    this.on('close', (_removed: boolean, done: () => void) => {
-      this.account.close();
-      done();
-    });
-  }
-
-  RED.nodes.registerType<AccountNode, AccountDef, {}, AccountCredentials>('electricitymaps-account', ElectricityMapsAccountNode, {
-    credentials: { apiKey: { type: 'password' } },
-  });
+  registerAccountNode(RED, 'electricitymaps-account', 'Electricity Maps', ELECTRICITY_MAPS_DEFAULT_BASE_URL);
 };
