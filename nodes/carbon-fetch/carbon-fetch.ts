@@ -11,7 +11,7 @@ import { ElectricityMapsApi, fetchCarbon, type CarbonFetchResult, type CarbonFet
 import { FetchError } from '../shared/fetch/errors';
 import { fetchMetricsFor, removeFetchMetrics } from '../shared/fetch/metrics';
 import * as s from '../shared/fetch/settings';
-import { systemTimers } from '../shared/fetch/timers';
+import { systemTimers } from '../shared/timers';
 
 interface CarbonFetchDef extends NodeDef {
   account: string;

@@ -7,8 +7,8 @@ import type { Database, ReadingRepository, ReadingRow } from '../shared/db';
 import type { Reading } from '../shared/types';
 import { ApiResponse, apiRequestFromMsg, applyApiResponse, ok, unavailable } from '../shared/http';
 import * as readingsApi from '../shared/api/readings';
-import { systemTimers } from './reading-batcher';
-import type { FlushOutcome, BatcherStats, Timers } from './reading-batcher';
+import { systemTimers, type Timers } from '../shared/timers';
+import type { FlushOutcome, BatcherStats } from './reading-batcher';
 import { gridRowsFromPayload, InputError, readingsFromPayload } from './cold-store-input';
 
 export type Operation =

@@ -17,6 +17,9 @@
  * - `close()` flushes what is queued until a deadline, then fails the rest with a count.
  */
 import { Clock, systemClock } from '../shared/clock';
+import { systemTimers, type Timers } from '../shared/timers';
+
+export type { Timers };
 
 /** What a flush may return: results aligned with the items, optionally a duplicate count. */
 export interface FlushOutcome<R> {
@@ -31,15 +34,6 @@ export type FlushFn<T, R> = (items: T[]) => Promise<R[] | FlushOutcome<R>>;
 /** Called once per `add`: with an error, or with the results of that message's items. */
 export type BatchCallback<R> = (err: Error | null, results?: R[]) => void;
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 /** A transition of the write path, for the node's status and log. */
 export type BatcherEvent =

@@ -6,8 +6,7 @@
  * still be written during a stop).
  */
 import type { Database } from '../shared/db';
-import type { Timers } from '../cold-store/reading-batcher';
-import { systemTimers } from '../cold-store/reading-batcher';
+import { systemTimers, type Timers } from '../shared/timers';
 
 export type DatabaseState = 'connecting' | 'up' | 'down' | 'closed';
 

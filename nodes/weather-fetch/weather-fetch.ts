@@ -11,7 +11,7 @@ import { FetchError } from '../shared/fetch/errors';
 import { fetchMetricsFor, removeFetchMetrics } from '../shared/fetch/metrics';
 import { OpenWeatherApi, fetchWeather } from '../shared/fetch/openweathermap';
 import * as s from '../shared/fetch/settings';
-import { systemTimers } from '../shared/fetch/timers';
+import { systemTimers } from '../shared/timers';
 
 interface WeatherFetchDef extends NodeDef {
   account: string;

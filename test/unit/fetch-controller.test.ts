@@ -4,7 +4,7 @@ import { FetchController, formatAge, type FetchJobResult, type StatusView } from
 import { FetchError } from '../../nodes/shared/fetch/errors';
 import { fetchMetricsFor, getFetchMetrics, removeFetchMetrics } from '../../nodes/shared/fetch/metrics';
 import type { GridRow } from '../../nodes/shared/fetch/rows';
-import { ManualTimers, settle } from '../../nodes/shared/fetch/timers';
+import { ManualTimers, settle } from '../../nodes/shared/timers';
 
 const MIN = 60_000;
 

@@ -2,7 +2,7 @@ import assert from 'assert/strict';
 import { ManualClock } from '../../nodes/shared/clock';
 import { FetchError } from '../../nodes/shared/fetch/errors';
 import { FetchScheduler, type FetchOutcome, type ScheduleState } from '../../nodes/shared/fetch/scheduler';
-import { ManualTimers, settle } from '../../nodes/shared/fetch/timers';
+import { ManualTimers, settle } from '../../nodes/shared/timers';
 
 const MIN = 60_000;
 

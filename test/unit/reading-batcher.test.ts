@@ -7,46 +7,8 @@ import {
   QueueFullError,
   ReadingBatcher,
   ReadingBatcherOptions,
-  Timers,
 } from '../../nodes/cold-store/reading-batcher';
-
-/** Timers driven by a ManualClock: `advance` fires due timers in time order and lets promises settle. */
-class FakeTimers implements Timers {
-  private seq = 0;
-  private pending = new Map<number, { at: number; fn: () => void }>();
-  constructor(readonly clock: ManualClock) {}
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.clock.now() + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number);
-  }
-  get count(): number {
-    return this.pending.size;
-  }
-  async advance(ms: number): Promise<void> {
-    const target = this.clock.now() + ms;
-    await settle();
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.pending) if (e[1].at <= target && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.pending.delete(next[0]);
-      this.clock.set(next[1].at);
-      next[1].fn();
-      await settle();
-    }
-    this.clock.set(target);
-    await settle();
-  }
-}
-
-/** Lets every pending promise chain run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
+import { ManualTimers, settle } from '../../nodes/shared/timers';
 
 interface Deferred {
   items: number[];
@@ -84,7 +46,7 @@ type Outcome = { err: Error | null; results?: number[] };
 
 function setup(opts: Partial<ReadingBatcherOptions<number, number>> = {}) {
   const clock = new ManualClock();
-  const timers = new FakeTimers(clock);
+  const timers = new ManualTimers(clock);
   const flush = new FakeFlush(clock);
   const events: BatcherEvent[] = [];
   const batcher = new ReadingBatcher<number, number>({
@@ -219,7 +181,7 @@ describe('ReadingBatcher', () => {
 
     it('counts duplicates reported by the flush and completes their messages', async () => {
       const clock = new ManualClock();
-      const timers = new FakeTimers(clock);
+      const timers = new ManualTimers(clock);
       const seen = new Set<number>();
       const b = new ReadingBatcher<number, number>({
         clock,
@@ -254,7 +216,7 @@ describe('ReadingBatcher', () => {
 
     it('fails the batch, without retrying, when the flush returns the wrong number of results', async () => {
       const clock = new ManualClock();
-      const timers = new FakeTimers(clock);
+      const timers = new ManualTimers(clock);
       let calls = 0;
       const b = new ReadingBatcher<number, number>({
         clock,
@@ -350,7 +312,7 @@ describe('ReadingBatcher', () => {
     it('fails only the message with bad data when the error is not retryable', async () => {
       const bad = Object.assign(new Error('value out of range'), { code: '22003' });
       const clock = new ManualClock();
-      const timers = new FakeTimers(clock);
+      const timers = new ManualTimers(clock);
       const calls: number[][] = [];
       const b = new ReadingBatcher<number, number>({
         clock,

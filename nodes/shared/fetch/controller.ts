@@ -9,7 +9,7 @@ import type { FetchMetrics } from './metrics';
 import { DEFAULT_JITTER, DEFAULT_RETRY_BASE_MS } from './retry';
 import type { GridRow } from './rows';
 import { FetchScheduler, type FetchOutcome, type ScheduleState } from './scheduler';
-import type { TimerHandle, Timers } from './timers';
+import type { TimerHandle, Timers } from '../timers';
 
 export interface FetchJobResult {
   rows: GridRow[];

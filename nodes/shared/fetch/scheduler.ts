@@ -6,7 +6,7 @@
 import type { Clock } from '../clock';
 import { FetchError, sanitize } from './errors';
 import { retryPlan, type RetryPolicy } from './retry';
-import type { TimerHandle, Timers } from './timers';
+import type { TimerHandle, Timers } from '../timers';
 
 export type FetchOutcome<T> = { ok: true; value: T; at: number } | { ok: false; error: FetchError; at: number };
 

@@ -2,7 +2,7 @@
  * Injectable timers, so schedules can be tested without waiting: `systemTimers` in the nodes,
  * `ManualTimers` (driven together with a `ManualClock`) in unit tests.
  */
-import type { ManualClock } from '../clock';
+import type { ManualClock } from './clock';
 
 export type TimerHandle = unknown;
 
