@@ -5,8 +5,17 @@
  */
 import type { Database, ReadingRepository, ReadingRow } from '../shared/db';
 import type { Reading } from '../shared/types';
-import { ApiResponse, apiRequestFromMsg, applyApiResponse, ok, unavailable } from '../shared/http';
+import { ApiResponse, apiRequestFromMsg, applyApiResponse, notFound, ok, unavailable } from '../shared/http';
 import * as readingsApi from '../shared/api/readings';
+import * as gridApi from '../shared/api/grid-data';
+import { preferences } from '../shared/api/preferences';
+import { energySources } from '../shared/api/energy-sources';
+import { methodNotAllowed, serve } from '../shared/api/common';
+import type { ApiHandler } from '../shared/api/common';
+import { getOpenApi } from '../shared/api/openapi';
+import { getMetrics } from '../shared/api/metrics';
+import { allowedMethods } from '../shared/api/routes';
+import type { Labels, MetricFamily } from '../shared/metrics';
 import { systemTimers, type Timers } from '../shared/timers';
 import type { FlushOutcome, BatcherStats } from './reading-batcher';
 import { gridRowsFromPayload, InputError, readingsFromPayload } from './cold-store-input';
@@ -19,7 +28,14 @@ export type Operation =
   | 'latest-readings'
   | 'recent-readings'
   | 'cleanup'
-  | 'health';
+  | 'health'
+  | ApiOperation
+  | FixedOperation;
+
+/** REST operations of the resources beyond readings, each answered by a handler of nodes/shared/api. */
+export type ApiOperation = 'list-grid-data' | 'latest-grid-data' | 'recent-grid-data' | 'preferences' | 'energy-sources';
+/** Operations that answer without the database. */
+export type FixedOperation = 'openapi' | 'metrics' | 'method-not-allowed' | 'not-found';
 
 export const OPERATIONS: readonly Operation[] = [
   'write-readings',
@@ -28,9 +44,24 @@ export const OPERATIONS: readonly Operation[] = [
   'get-reading',
   'latest-readings',
   'recent-readings',
+  'list-grid-data',
+  'latest-grid-data',
+  'recent-grid-data',
+  'preferences',
+  'energy-sources',
   'cleanup',
   'health',
+  'openapi',
+  'metrics',
+  'method-not-allowed',
+  'not-found',
 ];
+
+/** The operations that need no database (the editor lets `database` be empty for these). */
+export const NO_DATABASE_OPERATIONS: readonly Operation[] = ['openapi', 'metrics', 'method-not-allowed', 'not-found'];
+
+/** Data types `recent-grid-data` serves (`GET /api/grid-data/{data_type}/`). */
+export const RECENT_GRID_TYPES = ['carbon_intensity', 'weather'] as const;
 
 export type Msg = Record<string, unknown>;
 
@@ -41,10 +72,12 @@ export type DatabaseSource = () => Promise<Database>;
  * The batcher's flush for readings: one `saveMany` per batch (one INSERT, plus one
  * `findByKeys` only when there were duplicates); every reading gets its stored row.
  */
-export function readingFlush(getDatabase: DatabaseSource) {
+export function readingFlush(getDatabase: DatabaseSource, onFlushed?: (seconds: number) => void) {
   return async (readings: Reading[]): Promise<FlushOutcome<ReadingRow>> => {
     const db = await getDatabase();
+    const started = process.hrtime.bigint();
     const saved = await db.readings.saveMany(readings);
+    onFlushed?.(Number(process.hrtime.bigint() - started) / 1e9);
     return { results: saved.rows, duplicates: saved.duplicates };
   };
 }
@@ -164,6 +197,73 @@ export interface OperationContext {
   getDatabase: DatabaseSource;
   retentionDays: number;
   now: number;
+  /** `recent-grid-data`: which data type (default carbon_intensity). */
+  dataType?: string;
+}
+
+export function isApiOperation(op: string): op is ApiOperation {
+  return op === 'list-grid-data' || op === 'latest-grid-data' || op === 'recent-grid-data' || op === 'preferences' || op === 'energy-sources';
+}
+
+function apiHandler(op: ApiOperation, dataType: string | undefined): ApiHandler {
+  switch (op) {
+    case 'list-grid-data':
+      return gridApi.listGridData;
+    case 'latest-grid-data':
+      return gridApi.latestGridData;
+    case 'recent-grid-data':
+      return gridApi.recentGridData(dataType ?? 'carbon_intensity');
+    case 'preferences':
+      return preferences;
+    case 'energy-sources':
+      return energySources;
+  }
+}
+
+/**
+ * Answers a REST request of the other resources into `msg`. Never throws: a failing database is
+ * 503 `{"detail": "database unavailable"}`, its cause returned for `done(err)`.
+ */
+export async function answerApi(op: ApiOperation, msg: Msg, ctx: OperationContext): Promise<Error | undefined> {
+  const served = await serve(apiHandler(op, ctx.dataType), ctx.getDatabase, apiRequestFromMsg(msg), { now: ctx.now });
+  applyApiResponse(msg, served.response);
+  return served.error;
+}
+
+/** The answers that need no database: the OpenAPI document, /metrics, 405 and 404. */
+export function answerFixed(op: FixedOperation, msg: Msg): void {
+  const req = apiRequestFromMsg(msg);
+  switch (op) {
+    case 'openapi':
+      applyApiResponse(msg, getOpenApi(req));
+      return;
+    case 'metrics': {
+      const res = getMetrics();
+      applyApiResponse(msg, res);
+      // applyApiResponse labels every answer JSON: this one is the Prometheus text format.
+      (msg.headers as Record<string, string>)['content-type'] = res.headers!['content-type'];
+      return;
+    }
+    case 'method-not-allowed':
+      applyApiResponse(msg, methodNotAllowed(req.method, allowedMethods(req.url)));
+      return;
+    case 'not-found':
+      applyApiResponse(msg, notFound());
+  }
+}
+
+/** The write path's counters as Prometheus families (read at scrape time), labelled by node id. */
+export function writerFamilies(node: string, stats: BatcherStats): MetricFamily[] {
+  const labels: Labels = { node };
+  return [
+    { name: 'hypervolt_cold_store_queue_depth', help: 'Readings waiting to be written (queued and in flight).', type: 'gauge', samples: [{ labels, value: stats.queued + stats.inFlight }] },
+    { name: 'hypervolt_cold_store_written_total', help: 'Readings stored as new rows.', type: 'counter', samples: [{ labels, value: stats.written }] },
+    { name: 'hypervolt_cold_store_duplicates_total', help: 'Readings that were already stored.', type: 'counter', samples: [{ labels, value: stats.duplicates }] },
+    { name: 'hypervolt_cold_store_refused_total', help: 'Readings refused because the write queue was full.', type: 'counter', samples: [{ labels, value: stats.refusedItems }] },
+    { name: 'hypervolt_cold_store_failed_total', help: 'Readings whose write failed for good.', type: 'counter', samples: [{ labels, value: stats.failed }] },
+    { name: 'hypervolt_cold_store_retries_total', help: 'Failed flush attempts that were retried.', type: 'counter', samples: [{ labels, value: stats.retries }] },
+    { name: 'hypervolt_cold_store_database_up', help: '1 while the last flush succeeded, 0 while writes are failing.', type: 'gauge', samples: [{ labels, value: stats.connected ? 1 : 0 }] },
+  ];
 }
 
 /**
@@ -184,8 +284,15 @@ export async function runOperation(op: Operation, msg: Msg, ctx: OperationContex
       msg.health = { ...health, cold_store };
       return undefined;
     }
+    case 'openapi':
+    case 'metrics':
+    case 'method-not-allowed':
+    case 'not-found':
+      answerFixed(op, msg);
+      return undefined;
     default:
       if (isRestOperation(op)) return answerRest(op, msg, ctx.getDatabase, ctx.now);
+      if (isApiOperation(op)) return answerApi(op, msg, ctx);
       throw new Error(`unknown operation ${op}`);
   }
 }
@@ -260,4 +367,9 @@ export function queryStatus(dbState: string): NodeStatus {
   if (dbState === 'up') return { fill: 'green', shape: 'dot', key: 'connected' };
   if (dbState === 'connecting') return { fill: 'grey', shape: 'ring', key: 'connecting' };
   return { fill: 'yellow', shape: 'ring', key: 'disconnected' };
+}
+
+/** Status of the operations that need no database. */
+export function readyStatus(): NodeStatus {
+  return { fill: 'green', shape: 'dot', key: 'ready' };
 }

@@ -9,6 +9,7 @@ import { DatabaseProvider, DatabaseUnavailableError } from '../hypervolt-databas
 import { ReadingBatcher } from './reading-batcher';
 import { parsePositiveInt, parseRetentionDays } from './cold-store-input';
 import * as ops from './cold-store-ops';
+import { metrics } from '../shared/metrics';
 
 interface ColdStoreDef extends NodeDef {
   database?: string;
@@ -17,6 +18,7 @@ interface ColdStoreDef extends NodeDef {
   flushMs?: string | number;
   maxQueued?: string | number;
   retentionDays?: string | number;
+  dataType?: string;
 }
 
 export = function (RED: NodeAPI) {
@@ -32,10 +34,11 @@ export = function (RED: NodeAPI) {
       ? () => provider.getDatabase()
       : () => Promise.reject(new DatabaseUnavailableError(t('errors.no-database')));
 
+    const flushSeconds = metrics.summary('hypervolt_cold_store_flush_seconds', 'Time to write one batch of readings.');
     const batcher =
       op === 'write-readings'
         ? new ReadingBatcher<Reading, ReadingRow>({
-            flush: ops.readingFlush(getDatabase),
+            flush: ops.readingFlush(getDatabase, (seconds) => flushSeconds.observe(seconds, { node: node.id })),
             maxBatch: parsePositiveInt(config.batchSize, 500),
             maxDelayMs: parsePositiveInt(config.flushMs, 100),
             maxQueued: parsePositiveInt(config.maxQueued, 100_000),
@@ -49,12 +52,15 @@ export = function (RED: NodeAPI) {
         : null;
     // The writer's counters, for a metrics flow (and the node tests).
     if (batcher) Object.assign(node, { stats: () => batcher.stats() });
+    const uncollect = batcher ? metrics.collect(`cold-store:${node.id}`, () => ops.writerFamilies(node.id, batcher.stats())) : undefined;
+    const needsDatabase = !ops.NO_DATABASE_OPERATIONS.includes(op);
+    const dataType = (ops.RECENT_GRID_TYPES as readonly string[]).includes(config.dataType ?? '') ? config.dataType : 'carbon_intensity';
 
     let refusedShown = 0;
     const status = new ops.Throttle(() => {
       const dbState = provider ? provider.state : 'down';
       const stats = batcher?.stats();
-      const s = stats ? ops.writeStatus(stats, dbState, refusedShown) : ops.queryStatus(dbState);
+      const s = stats ? ops.writeStatus(stats, dbState, refusedShown) : needsDatabase ? ops.queryStatus(dbState) : ops.readyStatus();
       if (stats) refusedShown = stats.refused;
       node.status({ fill: s.fill, shape: s.shape, text: t(`status.${s.key}`, s.params) });
     }, 500);
@@ -65,7 +71,7 @@ export = function (RED: NodeAPI) {
     node.on('input', (msg, send, done) => {
       const m = msg as unknown as ops.Msg;
       if (!batcher) {
-        const ctx = { getDatabase, retentionDays: parseRetentionDays(config.retentionDays), now: Date.now() };
+        const ctx = { getDatabase, retentionDays: parseRetentionDays(config.retentionDays), now: Date.now(), dataType };
         ops.runOperation(op, m, ctx).then(
           (err) => {
             send(msg);
@@ -92,8 +98,10 @@ export = function (RED: NodeAPI) {
       status.request();
     });
 
-    node.on('close', (_removed: boolean, done: () => void) => {
+    node.on('close', (removed: boolean, done: () => void) => {
       unsubscribe?.();
+      uncollect?.();
+      if (removed) flushSeconds.remove({ node: node.id });
       const finish = () => {
         status.stop();
         provider?.connection.deregister(node.id);

@@ -6,6 +6,7 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { systemClock } from '../shared/clock';
+import { countValidation } from '../shared/metrics';
 import {
   parseExtraTypes,
   parseRanges,
@@ -104,6 +105,7 @@ export = function (RED: NodeAPI) {
 
       accepted += result.accepted.length;
       rejected += result.rejected.length;
+      countValidation(result.accepted.length, result.rejected.map((r) => r.error.code)); // for GET /metrics
       lastCode = result.rejected.length > 0 ? result.rejected[result.rejected.length - 1].error.code : '';
       scheduleStatus();
       done();

@@ -9,6 +9,9 @@ import { migrate } from './migrations';
 import { openPostgres } from './postgres';
 import { createGridDataRepository } from './grid-data';
 import { createReadingRepository } from './readings';
+import { createPreferencesRepository } from './preferences';
+import { createDecisionRepository } from './decisions';
+import { createEnergySourceRepository } from './energy-sources';
 import { openSqlite } from './sqlite';
 import type { Database, OpenDatabaseOptions, SqlDatabase } from './types';
 
@@ -69,6 +72,9 @@ export async function openDatabase(url: string | undefined, opts: OpenDatabaseOp
     sql,
     readings: createReadingRepository(sql, clock),
     gridData: createGridDataRepository(sql, clock),
+    preferences: createPreferencesRepository(sql, clock),
+    decisions: createDecisionRepository(sql, clock),
+    energySources: createEnergySourceRepository(sql, clock),
     migrate: () => migrate(sql),
     ping: () => sql.ping(),
     close: () => sql.close(),

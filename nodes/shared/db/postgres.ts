@@ -10,6 +10,8 @@ import type { OpenDatabaseOptions, SqlDatabase, SqlExecutor } from './types';
 const OID_INT8 = 20;
 const OID_TIMESTAMP = 1114;
 const OID_TIMESTAMPTZ = 1184;
+const OID_JSON = 114;
+const OID_JSONB = 3802;
 
 /**
  * PostgreSQL's text form of a timestamp (DateStyle ISO): `2026-01-26 08:00:00.123456+00`,
@@ -36,6 +38,10 @@ function makeTypes(): TypeOverrides {
   overrides.setTypeParser(OID_INT8, (text: string) => Number(text));
   overrides.setTypeParser(OID_TIMESTAMPTZ, pgTimestampToIso);
   overrides.setTypeParser(OID_TIMESTAMP, pgTimestampToIso);
+  // JSON stays text, as SQLite returns it: rowFromDb parses both alike. Parsed here, a jsonb
+  // holding a string ("dark") would arrive as a JS string that rowFromDb cannot tell from text.
+  overrides.setTypeParser(OID_JSON, (text: string) => text);
+  overrides.setTypeParser(OID_JSONB, (text: string) => text);
   return overrides;
 }
 

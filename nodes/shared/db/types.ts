@@ -65,6 +65,9 @@ export interface Database {
   readonly sql: SqlDatabase;
   readonly readings: ReadingRepository;
   readonly gridData: GridDataRepository;
+  readonly preferences: PreferencesRepository;
+  readonly decisions: DecisionRepository;
+  readonly energySources: EnergySourceRepository;
   /** Applies pending migrations; returns the versions applied now (empty when up to date). */
   migrate(): Promise<number[]>;
   ping(): Promise<void>;
@@ -183,4 +186,123 @@ export interface GridDataRepository {
   /** Rows of `dataType` with timestamp >= now - hours, newest first, at most `limit`. */
   recent(dataType: string, hours: number, limit: number, now?: number): Promise<GridDataRow[]>;
   deleteOlderThan(cutoffIso: string, batchSize?: number): Promise<number>;
+}
+
+// ---- errors shared by the repositories ----
+
+/**
+ * A write that would break a unique column (`preference_key`, `source_type`). The API answers
+ * 400 `{"<field>": ["<verbose name> with this <field name> already exists."]}`.
+ */
+export class ConflictError extends Error {
+  readonly code = 'CONFLICT';
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    message = `${field} ${String(value)} already exists`,
+  ) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
+
+// ---- user_preferences ----
+
+export interface UserPreference {
+  preference_key: string;
+  /** Any JSON value, null included. */
+  preference_value: unknown;
+  description: string;
+}
+
+export interface UserPreferenceRow extends UserPreference {
+  id: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PreferencesRepository {
+  /** Paginated, newest first (by id). Filters and ordering are not offered. */
+  list(options: ListOptions<Record<string, never>>): Promise<ListResult<UserPreferenceRow>>;
+  getByKey(key: string): Promise<UserPreferenceRow | undefined>;
+  /** Throws `ConflictError('preference_key')` when the key exists. */
+  create(input: UserPreference): Promise<UserPreferenceRow>;
+  /** PUT: every field replaced (the key may change; a taken key: `ConflictError`). Undefined: no such key. */
+  replace(key: string, input: UserPreference): Promise<UserPreferenceRow | undefined>;
+  /** PATCH: only the given fields change. Undefined: no such key. */
+  patch(key: string, fields: Partial<UserPreference>): Promise<UserPreferenceRow | undefined>;
+  /** True when a row was deleted. */
+  delete(key: string): Promise<boolean>;
+}
+
+// ---- ai_decisions ----
+
+export interface AiDecision {
+  decision_type: string;
+  decision: Record<string, unknown>;
+  confidence: number;
+  reasoning: string;
+  applied: boolean;
+  /** ISO 8601; stored in UTC with milliseconds. */
+  timestamp: string;
+}
+
+export interface AiDecisionRow extends AiDecision {
+  id: number;
+  created_at: string;
+}
+
+export interface DecisionFilters {
+  decision_type?: string;
+  applied?: boolean;
+}
+
+export interface RecentDecisionsOptions {
+  hours: number;
+  limit: number;
+  decision_type?: string;
+  /** Epoch ms; default the repository's clock. */
+  now?: number;
+}
+
+export interface DecisionRepository {
+  insert(input: AiDecision): Promise<AiDecisionRow>;
+  /** Paginated; filters decision_type, applied; ordering timestamp, created_at, confidence (default -timestamp). */
+  list(options: ListOptions<DecisionFilters>): Promise<ListResult<AiDecisionRow>>;
+  get(id: number): Promise<AiDecisionRow | undefined>;
+  /** Timestamp at or after now - hours, newest first, at most `limit`. */
+  recent(options: RecentDecisionsOptions): Promise<AiDecisionRow[]>;
+  /** The newest decision (of a type), or undefined. */
+  latest(decisionType?: string): Promise<AiDecisionRow | undefined>;
+  /** The only change a decision allows. Undefined: no such id. */
+  setApplied(id: number, applied: boolean): Promise<AiDecisionRow | undefined>;
+}
+
+// ---- energy_sources ----
+
+export interface EnergySource {
+  source_type: string;
+  is_available: boolean;
+  /** W; null when unknown. */
+  capacity: number | null;
+  current_output: number;
+  priority: number;
+}
+
+export interface EnergySourceRow extends EnergySource {
+  id: number;
+  updated_at: string;
+}
+
+export interface EnergySourceRepository {
+  /** Paginated, highest priority first (then id). */
+  list(options: ListOptions<Record<string, never>>): Promise<ListResult<EnergySourceRow>>;
+  /** The available sources, highest priority first, as one array (there are at most a handful). */
+  available(): Promise<EnergySourceRow[]>;
+  get(id: number): Promise<EnergySourceRow | undefined>;
+  /** Throws `ConflictError('source_type')` when the type exists. */
+  create(input: EnergySource): Promise<EnergySourceRow>;
+  /** PUT; a source_type taken by another row: `ConflictError`. Undefined: no such id. */
+  replace(id: number, input: EnergySource): Promise<EnergySourceRow | undefined>;
+  patch(id: number, fields: Partial<EnergySource>): Promise<EnergySourceRow | undefined>;
 }
