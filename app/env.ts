@@ -5,6 +5,7 @@
  * the flow names gets a value here (possibly empty). Pure functions; main.ts applies them.
  */
 import fs from 'fs';
+import os from 'os';
 import path from 'path';
 import util from 'util';
 
@@ -69,14 +70,18 @@ export function loadEnvFile(file: string, env: Env): string[] | null {
 
 /**
  * The values to add to `env` so that the flow's `${VAR}`s resolve: every default not already set,
- * and the derived variables (absolute data dir, SQLite file inside it, the sensor subscription).
- * `root` is the repository root that relative paths are taken from.
+ * and the derived variables (absolute data dir, SQLite file inside it, the sensor subscription,
+ * the MQTT client id of an instance of a group). `root` is the repository root that relative
+ * paths are taken from; `hostname` names this machine (injected for tests).
  */
-export function envDefaults(env: Env, root: string): Record<string, string> {
+export function envDefaults(env: Env, root: string, hostname: string = os.hostname()): Record<string, string> {
   const out: Record<string, string> = {};
   const get = (k: string) => (env[k] !== undefined ? env[k] : out[k]) as string;
   for (const [k, v] of Object.entries(ENV_DEFAULTS)) {
     if (env[k] === undefined) out[k] = v;
+  }
+  if (env.MQTT_CLIENT_ID === undefined && get('HYPERVOLT_GROUP')) {
+    out.MQTT_CLIENT_ID = instanceClientId(get('HYPERVOLT_GROUP'), hostname, get('PORT'));
   }
   const dataDir = path.resolve(root, get('DATA_DIR') || 'data');
   out.DATA_DIR = dataDir;
@@ -85,13 +90,32 @@ export function envDefaults(env: Env, root: string): Record<string, string> {
   if (env.MQTT_SENSOR_TOPIC === undefined) {
     out.MQTT_SENSOR_TOPIC = sensorSubscription(get('MQTT_TOPIC_PREFIX'), get('HYPERVOLT_GROUP'));
   }
+  // Decisions an AI engine publishes are recorded once, by one instance of a group.
+  if (env.MQTT_DECISIONS_TOPIC === undefined) {
+    out.MQTT_DECISIONS_TOPIC = sharedSubscription(`${get('MQTT_TOPIC_PREFIX')}/ai/decisions`, get('HYPERVOLT_GROUP'));
+  }
   return out;
 }
 
 /** `{prefix}/sensors/+/+`, as a shared subscription `$share/{group}/...` when instances share the load. */
 export function sensorSubscription(prefix: string, group: string | undefined): string {
-  const topic = `${prefix}/sensors/+/+`;
+  return sharedSubscription(`${prefix}/sensors/+/+`, group);
+}
+
+/** `topic`, or the shared subscription `$share/{group}/{topic}` when instances share the load. */
+export function sharedSubscription(topic: string, group: string | undefined): string {
   return group ? `$share/${group}/${topic}` : topic;
+}
+
+/**
+ * The MQTT client id of one instance of a group: `hypervolt-{group}-{hostname}-{port}`. Each
+ * instance needs its own id (the broker drops an older session that shares an id with a newer
+ * one) and keeps it across restarts, so its persistent session (and the QoS 1 messages queued in
+ * it while the instance was down) survives. Characters other than A-Z a-z 0-9 _ . - become `_`.
+ */
+export function instanceClientId(group: string, hostname: string, port: string): string {
+  const clean = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return `hypervolt-${clean(group)}-${clean(hostname) || 'host'}-${clean(port)}`;
 }
 
 /** Checks values that would otherwise fail late and obscurely. Returns the problems found. */

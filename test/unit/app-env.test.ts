@@ -7,6 +7,7 @@ import {
   checkEnv,
   envDefaults,
   exposureProblem,
+  instanceClientId,
   isLoopbackHost,
   loadEnvFile,
   sensorSubscription,
@@ -60,6 +61,7 @@ describe('app env', () => {
       assert.equal(d.DATA_DIR, '/repo/data');
       assert.equal(d.DATABASE_URL, 'sqlite:/repo/data/hypervolt.db');
       assert.equal(d.MQTT_SENSOR_TOPIC, 'HyperVolt/sensors/+/+');
+      assert.equal(d.MQTT_DECISIONS_TOPIC, 'HyperVolt/ai/decisions');
     });
 
     it('keeps what is set and derives from it', () => {
@@ -72,11 +74,38 @@ describe('app env', () => {
       assert.equal(d.DATABASE_URL, undefined);
       assert.equal(d.DATA_DIR, '/repo/var/hv');
       assert.equal(d.MQTT_SENSOR_TOPIC, '$share/g1/Lab/sensors/+/+');
+      assert.equal(d.MQTT_DECISIONS_TOPIC, '$share/g1/Lab/ai/decisions');
     });
 
     it('puts the SQLite file in an absolute DATA_DIR', () => {
       const d = envDefaults({ DATA_DIR: '/tmp/hv-x' }, '/repo');
       assert.equal(d.DATABASE_URL, 'sqlite:/tmp/hv-x/hypervolt.db');
+    });
+  });
+
+  describe('MQTT client id of an instance', () => {
+    it('is the fixed default without a group', () => {
+      assert.equal(envDefaults({}, '/repo', 'pi-1').MQTT_CLIENT_ID, 'hypervolt-pipeline');
+    });
+
+    it('names group, host and port when a group is set, so each instance keeps its own session', () => {
+      const a = envDefaults({ HYPERVOLT_GROUP: 'g1', PORT: '2000' }, '/repo', 'node-a');
+      const b = envDefaults({ HYPERVOLT_GROUP: 'g1', PORT: '2001' }, '/repo', 'node-a');
+      const c = envDefaults({ HYPERVOLT_GROUP: 'g1' }, '/repo', 'node-b');
+      assert.equal(a.MQTT_CLIENT_ID, 'hypervolt-g1-node-a-2000');
+      assert.equal(b.MQTT_CLIENT_ID, 'hypervolt-g1-node-a-2001');
+      assert.equal(c.MQTT_CLIENT_ID, 'hypervolt-g1-node-b-1880');
+      // Same machine and port after a restart: the same id, so the same persistent session.
+      assert.equal(envDefaults({ HYPERVOLT_GROUP: 'g1', PORT: '2000' }, '/repo', 'node-a').MQTT_CLIENT_ID, a.MQTT_CLIENT_ID);
+    });
+
+    it('keeps an MQTT_CLIENT_ID that is set, even with a group', () => {
+      assert.equal(envDefaults({ HYPERVOLT_GROUP: 'g1', MQTT_CLIENT_ID: 'mine' }, '/repo', 'h').MQTT_CLIENT_ID, undefined);
+    });
+
+    it('replaces characters a client id should not carry', () => {
+      assert.equal(instanceClientId('g', 'my host/1', '80'), 'hypervolt-g-my_host_1-80');
+      assert.equal(instanceClientId('g', '', '80'), 'hypervolt-g-host-80');
     });
   });
 
