@@ -41,7 +41,9 @@ const settings = {
   // This package itself, as the palette would install it: Node-RED reads package.json's
   // `node-red` section, so the nodes load with their locales, help and examples (pointing
   // nodesDir at dist/nodes would load bare files under the module "node-red", without help).
-  nodesDir: ROOT,
+  // Plus Dashboard 2.0 (@flowfuse/node-red-dashboard, a devDependency: the app runs from a
+  // clone), whose ui-* nodes only the app's flow uses, on its "HyperVolt dashboard" tab.
+  nodesDir: [ROOT, path.dirname(require.resolve('@flowfuse/node-red-dashboard/package.json'))],
   credentialSecret: credentialSecret(env, dataDir),
   ...(adminAuth ? { adminAuth } : {}),
 
