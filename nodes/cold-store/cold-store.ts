@@ -6,7 +6,8 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { Reading, ReadingRow } from '../shared/types';
 import { DatabaseProvider, DatabaseUnavailableError } from '../hypervolt-database/database-connection';
-import { ReadingBatcher } from './reading-batcher';
+import { ReadingBatcher, isPermanentFailure } from './reading-batcher';
+import { completions } from '../shared/spool/tracker';
 import { parsePositiveInt, parseRetentionDays } from './cold-store-input';
 import * as ops from './cold-store-ops';
 import { metrics } from '../shared/metrics';
@@ -85,12 +86,20 @@ export = function (RED: NodeAPI) {
       try {
         parsed = ops.readingsFromPayload(m.payload);
       } catch (err) {
+        completions.failed(msg._msgid, [m.payload], (err as Error).message); // spooled: dead-lettered
         done(err as Error);
         return;
       }
       batcher.add(parsed.readings, (err, rows) => {
         status.request();
-        if (err) return done(err);
+        if (err) {
+          // Refused by the database for good: dead-lettered. Anything else (queue full, closing):
+          // the spool keeps the message and replays it on the next start.
+          if (isPermanentFailure(err)) completions.failed(msg._msgid, parsed.readings, err.message);
+          else completions.forget(msg._msgid);
+          return done(err);
+        }
+        completions.stored(msg._msgid, parsed.readings.length);
         m.payload = parsed.single ? rows?.[0] : rows;
         send(msg);
         done();

@@ -10,8 +10,8 @@
  *   batch of its own);
  * - a failed flush whose error is retryable (database down) keeps its items at the head of the
  *   queue and is retried with exponential backoff and jitter; callbacks are not failed;
- * - a flush that fails with a permanent error (bad data) is retried one message at a time, so
- *   only the offending message fails;
+ * - a flush that fails with a permanent error (bad data) is bisected: each half is retried on
+ *   its own until the offending message is alone and fails (`isPermanentFailure(err)`);
  * - the queue is bounded by `maxQueued` items (queued + in flight): a message that would exceed
  *   it is refused at once with a `QueueFullError`;
  * - `close()` flushes what is queued until a deadline, then fails the rest with a count.
@@ -117,6 +117,13 @@ interface Entry<T, R> {
   settled: boolean;
 }
 
+const permanent = new WeakSet<Error>();
+
+/** True for the error of a message the database refused for good (not an outage, not a full queue). */
+export function isPermanentFailure(err: unknown): boolean {
+  return err instanceof Error && permanent.has(err);
+}
+
 function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -142,8 +149,10 @@ export class ReadingBatcher<T, R> {
   private timer: unknown = null;
   private timerKind: 'delay' | 'retry' | null = null;
   private attempt = 0;
-  /** After a permanent failure of a multi-message batch: flush this many messages one by one. */
-  private isolate = 0;
+  /** After a permanent failure of a multi-message batch: sizes (in messages) of the next batches (bisect). */
+  private splits: number[] = [];
+  /** Whether the batch in flight was taken under `splits` (put back on a retryable failure). */
+  private splitBatch = false;
   private connected = true;
   /** From the first retryable failure until the backlog it caused is written. */
   private outage: { since: number; written: number } | null = null;
@@ -276,7 +285,8 @@ export class ReadingBatcher<T, R> {
   private takeBatch(): Entry<T, R>[] {
     const batch: Entry<T, R>[] = [];
     let n = 0;
-    const limit = this.isolate > 0 ? 1 : Infinity;
+    this.splitBatch = this.splits.length > 0;
+    const limit = this.splitBatch ? (this.splits.shift() as number) : Infinity;
     while (this.queue.length > 0 && batch.length < limit) {
       const next = this.queue[0];
       if (batch.length > 0 && n + next.items.length > this.maxBatch) break;
@@ -284,7 +294,6 @@ export class ReadingBatcher<T, R> {
       n += next.items.length;
       this.queue.shift();
     }
-    if (this.isolate > 0) this.isolate--;
     this.queuedItems -= n;
     this.inFlightItems = n;
     return batch;
@@ -356,14 +365,17 @@ export class ReadingBatcher<T, R> {
     if (!retryable) {
       if (batch.length === 1) {
         this.s.failed += batch[0].items.length;
+        permanent.add(err);
         this.settle(batch[0], err);
         return;
       }
-      // Which message is bad is unknown: put them back and try each on its own.
+      // Which message is bad is unknown: put them back and try each half on its own.
       this.requeueFront(batch);
-      this.isolate = batch.length;
+      const half = Math.ceil(batch.length / 2);
+      this.splits.unshift(half, batch.length - half);
       return;
     }
+    if (this.splitBatch) this.splits.unshift(batch.length);
     this.s.retries++;
     this.attempt++;
     this.connected = false;

@@ -7,6 +7,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { systemClock } from '../shared/clock';
 import { countValidation } from '../shared/metrics';
+import { completions } from '../shared/spool/tracker';
 import {
   parseExtraTypes,
   parseRanges,
@@ -81,7 +82,7 @@ export = function (RED: NodeAPI) {
       }
       let result;
       try {
-        result = validatePayload(msg.payload, msg.topic, options);
+        result = validatePayload(msg.payload, msg.topic, options, (msg as { receivedAt?: number }).receivedAt);
       } catch (err) {
         // Only input no client can send gets here (e.g. an object whose getter throws).
         done(err as Error);
@@ -89,6 +90,12 @@ export = function (RED: NodeAPI) {
       }
       const prefix = parseTopic(msg.topic)?.prefix;
       const rejects: NodeMessage[] = result.rejected.map((r) => ({ _msgid: msg._msgid, ...rejectionMessage(r, prefix) }));
+
+      // A spooled message (sensor-in): its rejects are dead-lettered, its accepted count awaited.
+      if (completions.has(msg._msgid)) {
+        const reasons = result.rejected.map((r) => ({ reason: `${r.error.code}: ${r.error.message}`, reading: r.input }));
+        completions.expect(msg._msgid, result.accepted.length, reasons);
+      }
 
       let out: NodeMessage | NodeMessage[] | null = null;
       if (batchMode) {

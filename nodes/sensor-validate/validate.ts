@@ -547,14 +547,19 @@ const BOM = 0xfeff;
  * give one rejection with `index: null`; otherwise each reading is accepted or rejected on its
  * own. Object payloads are not measured in bytes (their source, e.g. the HTTP body limit, is).
  */
-export function validatePayload(raw: unknown, topic: unknown, opts: ValidateOptions | ResolvedOptions): PayloadResult {
+/**
+ * `receivedAt` (epoch ms) is when the message reached the pipeline: a reading without a timestamp
+ * gets that time, so a message replayed from the spool after a crash keeps its identity
+ * (sensor_type, sensor_id, timestamp) and is stored once. Default: now.
+ */
+export function validatePayload(raw: unknown, topic: unknown, opts: ValidateOptions | ResolvedOptions, receivedAt?: number): PayloadResult {
   const o = resolveOptions(opts);
   const parts = parseTopic(topic);
   const ctx: ReadingContext = {
     topicLocation: parts === null ? undefined : parts.location,
     topicType: parts === null ? undefined : parts.sensor_type,
   };
-  const now = o.clock.now();
+  const now = receivedAt !== undefined && Number.isFinite(receivedAt) ? receivedAt : o.clock.now();
   const accepted: Reading[] = [];
   const rejected: Rejection[] = [];
 

@@ -174,6 +174,15 @@ describe('sensor-validate: validate.ts', () => {
       assert.equal(calls, 1);
     });
 
+    it('stamps a reading without timestamp with the time of receipt when given (a replayed message keeps its identity)', () => {
+      const opts = makeOpts();
+      const receivedAt = Date.parse('2026-01-26T07:58:00.250Z');
+      const res = validatePayload(JSON.stringify(reading({}, ['timestamp'])), TOPIC, opts, receivedAt);
+      assert.equal(res.accepted[0].timestamp, '2026-01-26T07:58:00.250Z');
+      const later = validatePayload(JSON.stringify(reading({}, ['timestamp'])), TOPIC, opts, receivedAt);
+      assert.equal(later.accepted[0].timestamp, res.accepted[0].timestamp, 'the same message validated twice gets the same key');
+    });
+
     it('accepts the edges: exactly 5 minutes ahead and exactly the retention period old', () => {
       acceptOne(JSON.stringify(reading({ timestamp: '2026-01-26T08:05:00.000Z' })), TOPIC);
       acceptOne(JSON.stringify(reading({ timestamp: '2026-01-19T08:00:00.000Z' })), TOPIC);

@@ -1,0 +1,244 @@
+/**
+ * Durable MQTT subscription, free of Node-RED: every message is appended to the spool (group
+ * commit) before its QoS 1 PUBACK is sent, so a crash at any point loses nothing the broker
+ * handed over; what was spooled and not yet stored is replayed on the next start.
+ *
+ * mqtt.js processes incoming packets one at a time and sends the PUBACK when `handleMessage`
+ * calls back, so holding that callback would commit one message per transaction. Instead the
+ * callback is called at once with a "deferred" marker (mqtt.js then sends no PUBACK and moves on
+ * to the next packet) and the PUBACK is written by us after the spool commit, on the same
+ * connection only: after a reconnect the broker redelivers whatever was not acknowledged.
+ *
+ * Flow control: above `maxPending` spooled entries, messages are held unacknowledged in memory
+ * (at most the broker's in-flight window), so the broker keeps the rest; they go on below 90 %.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { SpoolEntry, Spool } from '../shared/spool/spool';
+
+export type SubscriberState = 'connecting' | 'connected' | 'disconnected' | 'paused' | 'spool-error' | 'closed';
+
+export interface DurableSubscriberOptions {
+  url: string;
+  clientId: string;
+  topic: string;
+  /** 0 or 1 (QoS 2 would need PUBREC/PUBCOMP handling: capped at 1). */
+  qos?: number;
+  protocolVersion?: 4 | 5;
+  username?: string;
+  password?: string;
+  /** Session kept by the broker after a disconnect (MQTT 5), seconds. Default 30 days. */
+  sessionExpirySeconds?: number;
+  spool: Spool;
+  /** Stop acknowledging above this many spooled entries. Default 50 000. */
+  maxPending?: number;
+  /** A spooled message, new or replayed, to send into the flow. */
+  onMessage: (entry: SpoolEntry, replayed: boolean) => void;
+  onState?: (state: SubscriberState, detail?: string) => void;
+  connect?: (url: string, opts: IClientOptions) => MqttClient;
+  /** Replay page size. Default 500. */
+  pageSize?: number;
+}
+
+interface Held {
+  packet: mqtt.IPublishPacket;
+  generation: number;
+}
+
+const DEFERRED = new Error('acknowledged after the spool commit');
+
+export class DurableSubscriber {
+  private client: MqttClient | null = null;
+  /** Increments on every CONNACK: a PUBACK belongs to the connection that received the message. */
+  private generation = 0;
+  private held: Held[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+  private paused = false;
+  private spoolFailed = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  readonly maxPending: number;
+  acked = 0;
+  received = 0;
+  replayed = 0;
+
+  constructor(private readonly opts: DurableSubscriberOptions) {
+    this.maxPending = opts.maxPending && opts.maxPending > 0 ? opts.maxPending : 50_000;
+  }
+
+  get pending(): number {
+    return this.opts.spool.isClosed ? 0 : this.opts.spool.count;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Replays what the spool holds (oldest first, in pages), then connects and subscribes. */
+  async start(): Promise<void> {
+    let after = 0;
+    for (;;) {
+      if (this.closed) return;
+      const page = this.opts.spool.pending(after, this.opts.pageSize ?? 500);
+      if (page.length === 0) break;
+      for (const e of page) {
+        this.replayed++;
+        this.opts.onMessage(e, true);
+      }
+      after = page[page.length - 1].id;
+      await new Promise((r) => setImmediate(r)); // let the flow work between pages
+    }
+    if (this.closed) return;
+    this.connect();
+    this.pollTimer = setInterval(() => this.resumeIfBelow(), 200);
+  }
+
+  private connect(): void {
+    const o = this.opts;
+    const v5 = o.protocolVersion !== 4;
+    const options: IClientOptions = {
+      clientId: o.clientId,
+      clean: false,
+      protocolVersion: v5 ? 5 : 4,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+      ...(o.username ? { username: o.username } : {}),
+      ...(o.password ? { password: o.password } : {}),
+      ...(v5 ? { properties: { sessionExpiryInterval: o.sessionExpirySeconds ?? 30 * 24 * 3600 } } : {}),
+    };
+    const client = (o.connect ?? mqtt.connect)(o.url, options);
+    this.client = client;
+    this.state('connecting');
+    client.handleMessage = (packet, callback) => {
+      callback(packet.qos > 0 ? DEFERRED : undefined);
+      this.receive(packet as mqtt.IPublishPacket, this.generation);
+    };
+    client.on('connect', () => {
+      this.generation++;
+      this.held = []; // unacknowledged on the old connection: the broker sends them again
+      client.subscribe(o.topic, { qos: Math.min(1, Math.max(0, o.qos ?? 1)) as 0 | 1 }, (err) => {
+        if (err && !this.closed) this.state('disconnected', err.message);
+      });
+      this.showState();
+    });
+    client.on('close', () => {
+      if (!this.closed) this.state('disconnected');
+    });
+    client.on('offline', () => {
+      if (!this.closed) this.state('disconnected');
+    });
+    client.on('error', (err) => {
+      if (!this.closed) this.state('disconnected', err.message);
+    });
+  }
+
+  private receive(packet: mqtt.IPublishPacket, generation: number): void {
+    if (this.closed) return; // not acknowledged: redelivered to the next session
+    this.received++;
+    if (this.paused || this.pending >= this.maxPending) {
+      this.held.push({ packet, generation });
+      if (!this.paused) {
+        this.paused = true;
+        this.showState();
+      }
+      return;
+    }
+    this.spoolAndAck(packet, generation);
+  }
+
+  private spoolAndAck(packet: mqtt.IPublishPacket, generation: number): void {
+    const topic = packet.topic;
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const receivedAt = Date.now();
+    const p = this.opts.spool.append({ topic, payload, receivedAt }).then(
+      (id) => {
+        this.ack(packet, generation);
+        if (this.spoolFailed) {
+          this.spoolFailed = false;
+          this.showState();
+        }
+        this.opts.onMessage({ id, topic, payload, receivedAt }, false);
+      },
+      (err: Error) => {
+        // Not acknowledged: drop the connection so the broker sends it again later.
+        if (this.closed) return;
+        this.spoolFailed = true;
+        this.state('spool-error', err.message);
+        this.client?.stream?.destroy();
+      },
+    );
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private ack(packet: mqtt.IPublishPacket, generation: number): void {
+    if (packet.qos === 0 || packet.messageId === undefined) return;
+    const client = this.client;
+    if (!client || generation !== this.generation || !client.connected) return;
+    (client as unknown as { _sendPacket(p: object): void })._sendPacket({ cmd: 'puback', messageId: packet.messageId });
+    this.acked++;
+  }
+
+  private resumeIfBelow(): void {
+    if (!this.paused || this.closed) return;
+    if (this.pending >= this.maxPending * 0.9) return;
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      if (h.generation === this.generation) this.spoolAndAck(h.packet, h.generation);
+    }
+    this.showState();
+  }
+
+  private showState(): void {
+    if (this.closed) return;
+    if (this.spoolFailed) return;
+    if (!this.client?.connected) this.state('disconnected');
+    else this.state(this.paused ? 'paused' : 'connected');
+  }
+
+  private state(s: SubscriberState, detail?: string): void {
+    try {
+      this.opts.onState?.(s, detail);
+    } catch {
+      // a status listener's bug must not stop ingest
+    }
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  /**
+   * Ends the connection without unsubscribing (the session keeps the subscription and queues
+   * what arrives meanwhile), waits for the appends in flight, leaves held messages unacknowledged.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.held = [];
+    // Bounded: an append that never ends (a hung disk) must not hold Node-RED's close.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    const client = this.client;
+    this.client = null;
+    if (client) {
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+        client.end(false, {}, () => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    }
+    this.state('closed');
+  }
+}

@@ -1,0 +1,2 @@
+export * from './spool';
+export * from './tracker';

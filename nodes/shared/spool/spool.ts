@@ -1,0 +1,254 @@
+/**
+ * The ingest spool: raw MQTT messages kept in a local SQLite file (WAL) from the moment they are
+ * acknowledged to the broker until their readings are stored (or dead-lettered). Free of
+ * Node-RED. better-sqlite3 is synchronous, so appends are grouped: every message appended in the
+ * same tick goes into one transaction (one fsync), then all their promises resolve.
+ *
+ * Durability: `synchronous = FULL` (the default here) fsyncs the WAL on every commit, so an
+ * acknowledged message survives a process crash and a power loss. `NORMAL` survives a process
+ * crash (kill -9) but may lose the last commits on power loss; it is several times faster.
+ */
+import Database from 'better-sqlite3';
+import fs from 'fs';
+import path from 'path';
+
+export interface SpoolEntry {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  /** ms since the epoch, when the message arrived. */
+  receivedAt: number;
+}
+
+export interface NewSpoolEntry {
+  topic: string;
+  payload: Buffer;
+  receivedAt: number;
+}
+
+export interface DeadLetter {
+  topic: string;
+  payload: Buffer | string;
+  reason: string;
+}
+
+export interface DeadLetterRow {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  reason: string;
+  at: number;
+}
+
+/** What the completion tracker needs of a spool. */
+export interface SpoolSink {
+  /** Removes the entry soon (batched with others of the same tick). */
+  removeSoon(id: number): void;
+  /** Records a dead letter soon (batched). */
+  deadLetterSoon(letter: DeadLetter): void;
+}
+
+export interface SpoolOptions {
+  synchronous?: 'FULL' | 'NORMAL';
+  /** Injected for tests; default setImmediate. */
+  defer?: (fn: () => void) => void;
+  /** A removal or dead letter that could not be written (the entry stays: replayed on the next start). */
+  onError?: (err: Error) => void;
+}
+
+interface Waiter {
+  entry: NewSpoolEntry;
+  resolve: (id: number) => void;
+  reject: (err: Error) => void;
+}
+
+export class SpoolClosedError extends Error {
+  constructor() {
+    super('spool is closed');
+    this.name = 'SpoolClosedError';
+  }
+}
+
+export class Spool implements SpoolSink {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly insertStmt: Database.Statement;
+  private readonly deleteStmt: Database.Statement;
+  private readonly deadStmt: Database.Statement;
+  private readonly insertMany: (entries: NewSpoolEntry[]) => number[];
+  private readonly deleteMany: (ids: number[]) => number;
+  private readonly deadMany: (letters: DeadLetter[]) => void;
+  private readonly defer: (fn: () => void) => void;
+  private readonly onError: (err: Error) => void;
+  private waiting: Waiter[] = [];
+  private toRemove: number[] = [];
+  private toDeadLetter: DeadLetter[] = [];
+  private scheduled = false;
+  private closed = false;
+  private entries: number;
+  /** Transactions committed by the group commit (for the tests and the status). */
+  commits = 0;
+
+  constructor(file: string, opts: SpoolOptions = {}) {
+    this.file = file;
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS spool (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );`);
+    this.insertStmt = this.db.prepare('INSERT INTO spool (topic, payload, received_at) VALUES (?, ?, ?)');
+    this.deleteStmt = this.db.prepare('DELETE FROM spool WHERE id = ?');
+    this.deadStmt = this.db.prepare('INSERT INTO dead_letters (topic, payload, reason, at) VALUES (?, ?, ?, ?)');
+    this.insertMany = this.db.transaction((entries: NewSpoolEntry[]) =>
+      entries.map((e) => Number(this.insertStmt.run(e.topic, e.payload, e.receivedAt).lastInsertRowid)),
+    );
+    this.deleteMany = this.db.transaction((ids: number[]) => {
+      let n = 0;
+      for (const id of ids) n += this.deleteStmt.run(id).changes;
+      return n;
+    });
+    this.deadMany = this.db.transaction((letters: DeadLetter[]) => {
+      const now = Date.now();
+      for (const l of letters) {
+        const payload = typeof l.payload === 'string' ? Buffer.from(l.payload, 'utf8') : l.payload;
+        this.deadStmt.run(l.topic, payload, l.reason, now);
+      }
+    });
+    this.entries = (this.db.prepare('SELECT COUNT(*) AS n FROM spool').get() as { n: number }).n;
+    this.defer = opts.defer ?? ((fn) => setImmediate(fn));
+    this.onError = opts.onError ?? (() => {});
+  }
+
+  /** Entries in the spool (committed, not yet removed). */
+  get count(): number {
+    return this.entries;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Appends now, in one transaction; returns the ids in order. */
+  appendNow(entries: NewSpoolEntry[]): number[] {
+    if (this.closed) throw new SpoolClosedError();
+    if (entries.length === 0) return [];
+    const ids = this.insertMany(entries);
+    this.commits++;
+    this.entries += ids.length;
+    return ids;
+  }
+
+  /** Group commit: resolves with the id once the transaction holding this entry committed. */
+  append(entry: NewSpoolEntry): Promise<number> {
+    if (this.closed) return Promise.reject(new SpoolClosedError());
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ entry, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  removeSoon(id: number): void {
+    if (this.closed) return; // left in the file: replayed (and stored idempotently) on the next start
+    this.toRemove.push(id);
+    this.schedule();
+  }
+
+  deadLetterSoon(letter: DeadLetter): void {
+    if (this.closed) return;
+    this.toDeadLetter.push(letter);
+    this.schedule();
+  }
+
+  /** Removes now, in one transaction; returns how many existed. */
+  remove(ids: number[]): number {
+    if (this.closed || ids.length === 0) return 0;
+    const n = this.deleteMany(ids);
+    this.entries -= n;
+    return n;
+  }
+
+  deadLetter(letters: DeadLetter[]): void {
+    if (this.closed || letters.length === 0) return;
+    this.deadMany(letters);
+  }
+
+  /** Entries oldest first, after `afterId`, at most `limit` (a page, for replay). */
+  pending(afterId = 0, limit = 1000): SpoolEntry[] {
+    const rows = this.db
+      .prepare('SELECT id, topic, payload, received_at FROM spool WHERE id > ? ORDER BY id LIMIT ?')
+      .all(afterId, limit) as { id: number; topic: string; payload: Buffer; received_at: number }[];
+    return rows.map((r) => ({ id: r.id, topic: r.topic, payload: r.payload, receivedAt: r.received_at }));
+  }
+
+  deadLetterCount(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
+  }
+
+  deadLetters(limit = 1000, afterId = 0): DeadLetterRow[] {
+    return this.db
+      .prepare('SELECT id, topic, payload, reason, at FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?')
+      .all(afterId, limit) as DeadLetterRow[];
+  }
+
+  /** Commits what is waiting (appends, removals, dead letters), then closes the file. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.defer(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  /** One transaction for the appends of this tick; removals and dead letters in a second one. */
+  private flush(): void {
+    if (this.closed) return;
+    const waiting = this.waiting;
+    this.waiting = [];
+    if (waiting.length > 0) {
+      let ids: number[] | null = null;
+      let failure: Error | null = null;
+      try {
+        ids = this.appendNow(waiting.map((w) => w.entry));
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err));
+      }
+      waiting.forEach((w, i) => (ids ? w.resolve(ids[i]) : w.reject(failure as Error)));
+    }
+    const letters = this.toDeadLetter;
+    const ids = this.toRemove;
+    this.toDeadLetter = [];
+    this.toRemove = [];
+    if (letters.length > 0 || ids.length > 0) {
+      // Dead letters first: a message is never removed before its reason is recorded.
+      try {
+        this.db.transaction(() => {
+          this.deadLetter(letters);
+          this.remove(ids);
+        })();
+      } catch (err) {
+        this.onError(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Process-wide completion tracker: knows, per Node-RED `_msgid`, which spool entry a message came
+ * from and how many of its readings must still be stored. The spool entry is removed when every
+ * accepted reading is stored (cold-store) and every rejected one dead-lettered (sensor-validate,
+ * or cold-store for a row the database refuses for good). Untracked msgids (HTTP POST, the stock
+ * mqtt in node) cost one Map lookup.
+ */
+import type { SpoolSink } from './spool';
+
+export interface SpoolRef {
+  sink: SpoolSink;
+  id: number;
+  topic: string;
+  payload: Buffer;
+}
+
+export interface Rejection {
+  reason: string;
+  /** The rejected reading as received, when there is one (else the whole raw payload is kept). */
+  reading?: unknown;
+}
+
+interface Pending {
+  ref: SpoolRef;
+  /** Readings still to be settled; null until sensor-validate said how many were accepted. */
+  expected: number | null;
+  settled: number;
+}
+
+function readingText(reading: unknown): string | null {
+  if (reading === undefined) return null;
+  try {
+    return JSON.stringify(reading) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export class CompletionTracker {
+  private readonly pending = new Map<string, Pending>();
+  completed = 0;
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  has(msgid: string | undefined): boolean {
+    return msgid !== undefined && this.pending.has(msgid);
+  }
+
+  track(msgid: string, ref: SpoolRef): void {
+    this.pending.set(msgid, { ref, expected: null, settled: 0 });
+  }
+
+  /**
+   * After validation: `accepted` readings will be stored downstream; the rejected ones are
+   * dead-lettered now with their reason. No accepted reading: the entry is complete at once.
+   */
+  expect(msgid: string | undefined, accepted: number, rejected: readonly Rejection[] = []): void {
+    if (msgid === undefined) return;
+    const p = this.pending.get(msgid);
+    if (!p) return;
+    for (const r of rejected) {
+      const text = readingText(r.reading);
+      p.ref.sink.deadLetterSoon({ topic: p.ref.topic, payload: text ?? p.ref.payload, reason: r.reason });
+    }
+    p.expected = (p.expected ?? 0) + accepted;
+    this.check(msgid, p);
+  }
+
+  /** `n` readings of this message are committed to the database. */
+  stored(msgid: string | undefined, n: number): void {
+    if (msgid === undefined) return;
+    const p = this.pending.get(msgid);
+    if (!p) return;
+    p.settled += n;
+    this.check(msgid, p);
+  }
+
+  /** `readings` of this message were refused for good (poison): dead-lettered with the reason. */
+  failed(msgid: string | undefined, readings: readonly unknown[], reason: string): void {
+    if (msgid === undefined) return;
+    const p = this.pending.get(msgid);
+    if (!p) return;
+    for (const r of readings) {
+      p.ref.sink.deadLetterSoon({ topic: p.ref.topic, payload: readingText(r) ?? p.ref.payload, reason });
+    }
+    p.settled += Math.max(1, readings.length);
+    this.check(msgid, p);
+  }
+
+  /** Gives up tracking (e.g. write queue full): the entry stays in the spool and is replayed. */
+  forget(msgid: string | undefined): void {
+    if (msgid !== undefined) this.pending.delete(msgid);
+  }
+
+  /** Drops every entry of one spool (its node closed): they are replayed on the next start. */
+  forgetSink(sink: SpoolSink): void {
+    for (const [k, p] of this.pending) if (p.ref.sink === sink) this.pending.delete(k);
+  }
+
+  private check(msgid: string, p: Pending): void {
+    if (p.expected === null || p.settled < p.expected) return;
+    this.pending.delete(msgid);
+    this.completed++;
+    p.ref.sink.removeSoon(p.ref.id);
+  }
+}
+
+/** The one tracker of this process, shared by sensor-in, sensor-validate and cold-store. */
+export const completions = new CompletionTracker();

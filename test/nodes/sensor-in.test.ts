@@ -1,0 +1,217 @@
+/**
+ * sensor-in against the local Mosquitto: the PUBACK is sent only after the spool commit (a
+ * message whose append never commits is redelivered to the next session), replay of the spool on
+ * start (through sensor-validate and cold-store on SQLite: stored, dead-lettered, removed), and
+ * flow control above maxPending.
+ */
+import assert from 'assert/strict';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import mqtt from 'mqtt';
+import helper from 'node-red-node-test-helper';
+import sensorInNode = require('../../nodes/sensor-in/sensor-in');
+import validateNode = require('../../nodes/sensor-validate/sensor-validate');
+import coldStoreNode = require('../../nodes/cold-store/cold-store');
+import databaseNode = require('../../nodes/hypervolt-database/hypervolt-database');
+import { DurableSubscriber } from '../../nodes/sensor-in/durable-subscriber';
+import { Spool, type NewSpoolEntry } from '../../nodes/shared/spool/spool';
+import { openDatabase } from '../../nodes/shared/db';
+import { MQTT_BROKER_URL, RUN_ID, TOPIC_PREFIX, requireService } from '../support/services';
+
+helper.init(require.resolve('node-red'));
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await wait(20);
+  }
+}
+
+/** Ends the broker's session of a client id (clean start, no expiry). */
+async function dropSession(clientId: string): Promise<void> {
+  const c = await mqtt.connectAsync(MQTT_BROKER_URL, { clientId, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 }, reconnectPeriod: 0 });
+  await c.endAsync();
+}
+
+async function publish(topic: string, payloads: string[]): Promise<void> {
+  const c = await mqtt.connectAsync(MQTT_BROKER_URL, { clientId: `hvtest-pub-${RUN_ID}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
+  for (const p of payloads) await c.publishAsync(topic, p, { qos: 1 });
+  await c.endAsync();
+}
+
+/** A spool whose appends never commit (the process "dies" before the commit). */
+class StuckSpool extends Spool {
+  attempts = 0;
+  override append(_e: NewSpoolEntry): Promise<number> {
+    this.attempts++;
+    return new Promise(() => {});
+  }
+}
+
+/** A spool whose first appends fail (disk full), then work. */
+class FailingSpool extends Spool {
+  failures: number;
+  constructor(file: string, failures: number) {
+    super(file);
+    this.failures = failures;
+  }
+  override append(e: NewSpoolEntry): Promise<number> {
+    if (this.failures > 0) {
+      this.failures--;
+      return Promise.reject(new Error('SQLITE_FULL: database or disk is full'));
+    }
+    return super.append(e);
+  }
+}
+
+describe('sensor-in', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const sessions: string[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  let n = 0;
+  let serverStarted = false;
+  const ids = () => {
+    n++;
+    const clientId = `hvtest-sensorin-${RUN_ID}-${n}`;
+    sessions.push(clientId);
+    return { clientId, topic: `${TOPIC_PREFIX}/t${n}/sensors/+/+`, base: `${TOPIC_PREFIX}/t${n}` };
+  };
+
+  before(async function () {
+    await requireService(this, 'mqtt');
+  });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-sensorin-'));
+  });
+  afterEach(async () => {
+    for (const c of closers.splice(0)) await c().catch(() => {});
+    if (serverStarted) {
+      // Only the node tests start the helper's server; stopping a stopped one throws.
+      serverStarted = false;
+      await helper.unload();
+      await helper.stopServer();
+    }
+    for (const s of sessions.splice(0)) await dropSession(s).catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('acknowledges only after the spool commit: an uncommitted message is redelivered to the next session', async () => {
+    const { clientId, topic, base } = ids();
+    const stuck = new StuckSpool(path.join(dir, 'a.db'));
+    const first = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool: stuck, onMessage: () => {} });
+    await first.start();
+    await until('connected', () => first.connected);
+    await wait(200); // the SUBACK
+    await publish(`${base}/sensors/room/ldr`, ['{"n":1}']);
+    await until('the append attempt', () => stuck.attempts === 1);
+    await first.close(); // like a crash: the append never committed, no PUBACK went out
+    assert.equal(first.acked, 0);
+
+    const spool = new Spool(path.join(dir, 'b.db'));
+    const got: string[] = [];
+    const second = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()) });
+    closers.push(async () => {
+      await second.close();
+      spool.close();
+    });
+    await second.start();
+    await until('the redelivery', () => got.length === 1);
+    assert.deepEqual(got, ['{"n":1}']);
+    assert.equal(spool.count, 1, 'spooled before it was passed on');
+    await until('the PUBACK', () => second.acked === 1);
+    stuck.close();
+  });
+
+  it('does not acknowledge a message whose append failed; the broker sends it again', async () => {
+    const { clientId, topic, base } = ids();
+    const spool = new FailingSpool(path.join(dir, 'f.db'), 1);
+    const got: string[] = [];
+    const states: string[] = [];
+    const sub = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()), onState: (s) => states.push(s) });
+    closers.push(async () => {
+      await sub.close();
+      spool.close();
+    });
+    await sub.start();
+    await until('connected', () => sub.connected);
+    await wait(200);
+    await publish(`${base}/sensors/room/ldr`, ['{"n":2}']);
+    await until('the delivery after the failure', () => got.length === 1, 15_000);
+    assert.ok(states.includes('spool-error'));
+    assert.deepEqual(got, ['{"n":2}']);
+    assert.equal(spool.count, 1);
+  });
+
+  it('stops acknowledging above maxPending and goes on below it', async () => {
+    const { clientId, topic, base } = ids();
+    const spool = new Spool(path.join(dir, 'p.db'));
+    const old = spool.appendNow([1, 2, 3, 4, 5].map((i) => ({ topic: 'x', payload: Buffer.from(String(i)), receivedAt: i })));
+    const got: string[] = [];
+    const sub = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, maxPending: 5, onMessage: (e, replayed) => !replayed && got.push(e.payload.toString()) });
+    closers.push(async () => {
+      await sub.close();
+      spool.close();
+    });
+    await sub.start();
+    await until('connected', () => sub.connected);
+    await wait(200);
+    await publish(`${base}/sensors/room/ldr`, ['a', 'b', 'c']);
+    await until('held', () => sub.heldCount === 3);
+    assert.ok(sub.isPaused);
+    assert.equal(sub.acked, 0);
+    assert.equal(spool.count, 5, 'nothing spooled while paused');
+    spool.remove(old.slice(0, 2));
+    await until('resumed', () => got.length === 3);
+    assert.deepEqual(got, ['a', 'b', 'c']);
+    assert.equal(sub.isPaused, false);
+    await until('acked', () => sub.acked === 3);
+  });
+
+  it('replays the spool on start through validate and cold-store: stored, dead-lettered, removed', async () => {
+    const { clientId, base } = ids();
+    const spoolFile = path.join(dir, 'spool.db');
+    const dbFile = path.join(dir, 'readings.db');
+    const ts = new Date(Date.now() - 60_000).toISOString();
+    const pre = new Spool(spoolFile);
+    pre.appendNow([
+      { topic: `${base}/sensors/room/ldr`, payload: Buffer.from(JSON.stringify({ sensor_type: 'ldr', sensor_id: 'l1', value: 5, timestamp: ts })), receivedAt: Date.now() },
+      { topic: `${base}/sensors/room/ldr`, payload: Buffer.from('{broken'), receivedAt: Date.now() },
+      {
+        topic: `${base}/sensors/room/ldr`,
+        payload: Buffer.from(JSON.stringify([{ sensor_type: 'ldr', sensor_id: 'l2', value: 6, timestamp: ts }, { sensor_type: 'ldr', sensor_id: 'l3', value: -1, timestamp: ts }])),
+        receivedAt: Date.now(),
+      },
+    ]);
+    pre.close();
+    const flow = [
+      { id: 'in', type: 'sensor-in', url: MQTT_BROKER_URL, clientId, topic: `${base}/sensors/+/+`, qos: '1', protocolVersion: '5', spoolPath: spoolFile, wires: [['v']] },
+      { id: 'v', type: 'sensor-validate', mode: 'split', retentionDays: 7, wires: [['cs'], []] },
+      { id: 'cs', type: 'cold-store', database: 'db', operation: 'write-readings', flushMs: 20, wires: [[]] },
+      { id: 'db', type: 'hypervolt-database', url: `sqlite:${dbFile}` },
+    ];
+    await helper.startServer();
+    serverStarted = true;
+    await helper.load([sensorInNode, validateNode, coldStoreNode, databaseNode], flow);
+    // The spool file is shared with the node: read it through a second connection.
+    const check = new Spool(spoolFile);
+    closers.push(async () => check.close());
+    await until('the spool drained', () => check.pending().length === 0);
+    const letters = check.deadLetters();
+    assert.equal(letters.length, 2);
+    assert.match(letters.map((l) => l.reason).join('|'), /JSON/);
+    assert.match(letters.map((l) => l.reason).join('|'), /RANGE|value/i);
+    await helper.unload();
+    const db = await openDatabase(`sqlite:${dbFile}`);
+    try {
+      const page = await db.readings.list({ page: 1, pageSize: 10 });
+      const ids2 = page.rows.map((r) => r.sensor_id).sort();
+      assert.deepEqual(ids2, ['l1', 'l2']);
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -1,0 +1,218 @@
+import assert from 'assert/strict';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { Spool, SpoolClosedError } from '../../nodes/shared/spool/spool';
+import { CompletionTracker } from '../../nodes/shared/spool/tracker';
+import { ReadingBatcher, isPermanentFailure } from '../../nodes/cold-store/reading-batcher';
+import { ManualClock } from '../../nodes/shared/clock';
+import { ManualTimers } from '../../nodes/shared/timers';
+
+const tick = () => new Promise((r) => setImmediate(r));
+const entry = (i: number) => ({ topic: `HyperVolt/sensors/room/ldr`, payload: Buffer.from(`{"i":${i}}`), receivedAt: 1000 + i });
+
+describe('Spool', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-spool-'));
+    file = path.join(dir, 'sub', 'spool.db');
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('appends, lists pending oldest first in pages, removes, and keeps entries across reopen', () => {
+    const s = new Spool(file);
+    const ids = s.appendNow([entry(1), entry(2), entry(3)]);
+    assert.equal(ids.length, 3);
+    assert.ok(ids[0] < ids[1] && ids[1] < ids[2]);
+    assert.equal(s.count, 3);
+    const page = s.pending(0, 2);
+    assert.deepEqual(page.map((e) => e.payload.toString()), ['{"i":1}', '{"i":2}']);
+    assert.equal(page[0].topic, 'HyperVolt/sensors/room/ldr');
+    assert.equal(page[0].receivedAt, 1001);
+    assert.deepEqual(s.pending(page[1].id, 2).map((e) => e.id), [ids[2]]);
+    assert.equal(s.remove([ids[0], 999999]), 1);
+    assert.equal(s.count, 2);
+    s.close();
+    const again = new Spool(file);
+    assert.equal(again.count, 2, 'the count survives a reopen');
+    assert.deepEqual(again.pending().map((e) => e.id), [ids[1], ids[2]]);
+    again.close();
+  });
+
+  it('uses WAL with synchronous FULL by default (durable across power loss), NORMAL on request', () => {
+    const s = new Spool(file);
+    const db = new (require('better-sqlite3'))(file);
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    db.close();
+    s.close();
+    // The pragma is per connection: check it through the spool's own connection.
+    const full = new Spool(file) as unknown as { db: { pragma(s: string, o: object): unknown } };
+    assert.equal(full.db.pragma('synchronous', { simple: true }), 2);
+    (full as unknown as Spool).close();
+    const normal = new Spool(file, { synchronous: 'NORMAL' }) as unknown as { db: { pragma(s: string, o: object): unknown } };
+    assert.equal(normal.db.pragma('synchronous', { simple: true }), 1);
+    (normal as unknown as Spool).close();
+  });
+
+  it('group commit: everything appended in one tick is one transaction', async () => {
+    const s = new Spool(file);
+    const before = s.commits;
+    const ids = await Promise.all([1, 2, 3, 4, 5].map((i) => s.append(entry(i))));
+    assert.equal(s.commits - before, 1, 'one transaction for the five');
+    assert.deepEqual([...ids].sort((a, b) => a - b), ids, 'ids in arrival order');
+    await s.append(entry(6));
+    assert.equal(s.commits - before, 2, 'a later tick is another transaction');
+    assert.equal(s.count, 6);
+    s.close();
+  });
+
+  it('rejects appends after close and ignores late removals (they are replayed instead)', async () => {
+    const s = new Spool(file);
+    const id = s.appendNow([entry(1)])[0];
+    s.close();
+    await assert.rejects(s.append(entry(2)), SpoolClosedError);
+    s.removeSoon(id);
+    const again = new Spool(file);
+    assert.equal(again.count, 1);
+    again.close();
+  });
+
+  it('removeSoon and deadLetterSoon are written together in the next tick; close flushes them', async () => {
+    const s = new Spool(file);
+    const [a, b] = s.appendNow([entry(1), entry(2)]);
+    s.deadLetterSoon({ topic: 't', payload: '{"bad":1}', reason: 'INVALID_JSON: payload is not JSON' });
+    s.removeSoon(a);
+    assert.equal(s.count, 2, 'not yet');
+    await tick();
+    assert.equal(s.count, 1);
+    const letters = s.deadLetters();
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0].reason, 'INVALID_JSON: payload is not JSON');
+    assert.equal(Buffer.from(letters[0].payload).toString(), '{"bad":1}');
+    s.removeSoon(b);
+    s.close(); // flushes the pending removal
+    const again = new Spool(file);
+    assert.equal(again.count, 0);
+    assert.equal(again.deadLetterCount(), 1);
+    again.close();
+  });
+
+  it('measures appends per second (one message per transaction and grouped)', async function () {
+    this.timeout(60_000);
+    for (const sync of ['FULL', 'NORMAL'] as const) {
+      const f = path.join(dir, `bench-${sync}.db`);
+      const s = new Spool(f, { synchronous: sync });
+      const n = 1000;
+      let t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) await s.append(entry(i)); // one per tick: one fsync each
+      const single = n / (Number(process.hrtime.bigint() - t0) / 1e9);
+      t0 = process.hrtime.bigint();
+      for (let k = 0; k < 100; k++) await Promise.all(Array.from({ length: 100 }, (_, i) => s.append(entry(i))));
+      const grouped = 10_000 / (Number(process.hrtime.bigint() - t0) / 1e9);
+      // eslint-disable-next-line no-console
+      console.log(`      spool ${sync}: ${Math.round(single)} appends/s one per transaction, ${Math.round(grouped)} appends/s in groups of 100`);
+      assert.ok(grouped > single, 'grouping is faster');
+      s.close();
+    }
+  });
+});
+
+describe('CompletionTracker', () => {
+  class Sink {
+    removed: number[] = [];
+    letters: { topic: string; payload: Buffer | string; reason: string }[] = [];
+    removeSoon(id: number) {
+      this.removed.push(id);
+    }
+    deadLetterSoon(l: { topic: string; payload: Buffer | string; reason: string }) {
+      this.letters.push(l);
+    }
+  }
+  const ref = (sink: Sink, id: number) => ({ sink, id, topic: 'HyperVolt/sensors/a/ldr', payload: Buffer.from('raw') });
+
+  it('removes the entry once every accepted reading is stored, not before', () => {
+    const t = new CompletionTracker();
+    const sink = new Sink();
+    t.track('m1', ref(sink, 7));
+    t.stored('m1', 1); // before expect: never complete early
+    assert.deepEqual(sink.removed, []);
+    t.expect('m1', 3);
+    assert.deepEqual(sink.removed, []);
+    t.stored('m1', 1);
+    assert.deepEqual(sink.removed, []);
+    t.stored('m1', 1);
+    assert.deepEqual(sink.removed, [7]);
+    assert.equal(t.size, 0);
+    t.stored('m1', 1); // late: nothing
+    assert.deepEqual(sink.removed, [7]);
+  });
+
+  it('dead-letters rejected readings with their reason; none accepted completes at once', () => {
+    const t = new CompletionTracker();
+    const sink = new Sink();
+    t.track('m', ref(sink, 1));
+    t.expect('m', 0, [{ reason: 'INVALID_JSON: not JSON' }, { reason: 'OUT_OF_RANGE: value', reading: { value: -1 } }]);
+    assert.deepEqual(sink.removed, [1]);
+    assert.deepEqual(
+      sink.letters.map((l) => [l.reason, l.payload.toString()]),
+      [
+        ['INVALID_JSON: not JSON', 'raw'],
+        ['OUT_OF_RANGE: value', '{"value":-1}'],
+      ],
+    );
+  });
+
+  it('a poison reading is dead-lettered with the database error and completes the entry', () => {
+    const t = new CompletionTracker();
+    const sink = new Sink();
+    t.track('m', ref(sink, 3));
+    t.expect('m', 2);
+    t.stored('m', 1);
+    t.failed('m', [{ sensor_id: 'x\u0000' }], 'invalid byte sequence for encoding "UTF8": 0x00');
+    assert.deepEqual(sink.removed, [3]);
+    assert.match(sink.letters[0].reason, /0x00/);
+  });
+
+  it('untracked msgids are ignored; forget and forgetSink leave the entry in the spool', () => {
+    const t = new CompletionTracker();
+    const sink = new Sink();
+    t.expect('nope', 1);
+    t.stored(undefined, 1);
+    t.failed('nope', [], 'x');
+    t.track('a', ref(sink, 1));
+    t.track('b', ref(sink, 2));
+    t.forget('a');
+    t.forgetSink(sink);
+    assert.equal(t.size, 0);
+    assert.deepEqual(sink.removed, []);
+  });
+});
+
+describe('ReadingBatcher bisect on permanent errors', () => {
+  it('isolates one poison message among 16 in about 2·log2(16) flushes and marks its error permanent', async () => {
+    const clock = new ManualClock();
+    const timers = new ManualTimers(clock);
+    let flushes = 0;
+    const b = new ReadingBatcher<number, number>({
+      clock,
+      timers,
+      isRetryable: () => false,
+      flush: async (items) => {
+        flushes++;
+        if (items.includes(13)) throw new Error('poison');
+        return items;
+      },
+    });
+    const results: Array<[number, Error | null]> = [];
+    for (let i = 0; i < 16; i++) b.add([i], (err) => results.push([i, err]));
+    await timers.advance(100);
+    for (let k = 0; k < 50 && results.length < 16; k++) await timers.advance(1);
+    assert.equal(results.length, 16);
+    const failed = results.filter(([, e]) => e !== null);
+    assert.deepEqual(failed.map(([i]) => i), [13]);
+    assert.ok(isPermanentFailure(failed[0][1]));
+    assert.ok(flushes <= 9, `bisect took ${flushes} flushes (one at a time would take 17)`);
+    await b.close();
+  });
+});
