@@ -21,6 +21,8 @@ export const ENV_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   MQTT_CLIENT_ID: 'hypervolt-pipeline',
   MQTT_PROTOCOL_VERSION: '5',
   HYPERVOLT_GROUP: '',
+  /** How long the schedules' leadership lock outlives a dead leader (see hot-window leader-gate). */
+  HYPERVOLT_LEADER_TTL_SECONDS: '15',
   REDIS_URL: '',
   REDIS_KEY_PREFIX: 'hypervolt:',
   SENSOR_BUFFER_SIZE: '60',
@@ -133,7 +135,7 @@ export function checkEnv(env: Env): string[] {
   if (env.MQTT_PROTOCOL_VERSION !== '4' && env.MQTT_PROTOCOL_VERSION !== '5') {
     problems.push(`MQTT_PROTOCOL_VERSION must be 4 (MQTT 3.1.1) or 5, got "${env.MQTT_PROTOCOL_VERSION}"`);
   }
-  for (const k of ['SENSOR_BUFFER_SIZE', 'RETENTION_DAYS', 'CARBON_FETCH_MINUTES', 'WEATHER_FETCH_MINUTES']) {
+  for (const k of ['SENSOR_BUFFER_SIZE', 'RETENTION_DAYS', 'CARBON_FETCH_MINUTES', 'WEATHER_FETCH_MINUTES', 'HYPERVOLT_LEADER_TTL_SECONDS']) {
     const v = Number(env[k]);
     if (!(env[k] ?? '').trim() || !Number.isFinite(v) || v <= 0) problems.push(`${k} must be a positive number, got "${env[k]}"`);
   }

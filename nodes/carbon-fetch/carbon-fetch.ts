@@ -17,6 +17,8 @@ interface CarbonFetchDef extends NodeDef {
   account: string;
   zone: string;
   intervalMinutes: string;
+  /** `self` (default): fetch on start and every interval; `input`: only on an input msg. */
+  schedule?: string;
   mode: string;
   backfill: boolean | string;
   timeoutSeconds: string;
@@ -32,12 +34,13 @@ export = function (RED: NodeAPI) {
     const node = this;
     const account = (RED.nodes.getNode(config.account) as unknown as AccountConfigNode | null)?.account;
     let blocked: FetchError | undefined;
-    let settings = { zone: s.DEFAULT_ZONE, mode: 'latest' as 'latest' | 'forecast', intervalMs: 0, timeoutMs: 0, retryBaseMs: 0, backfill: true };
+    let settings = { zone: s.DEFAULT_ZONE, mode: 'latest' as 'latest' | 'forecast', intervalMs: 0, selfScheduled: true, timeoutMs: 0, retryBaseMs: 0, backfill: true };
     try {
       settings = {
         zone: s.zoneSetting(config.zone),
         mode: s.choiceSetting(config.mode, ['latest', 'forecast'] as const, 'mode'),
         intervalMs: s.intervalMsSetting(config.intervalMinutes),
+        selfScheduled: s.choiceSetting(config.schedule, ['self', 'input'] as const, 'schedule') === 'self',
         timeoutMs: s.timeoutMsSetting(config.timeoutSeconds),
         retryBaseMs: s.retryBaseMsSetting(config.retrySeconds),
         backfill: s.booleanSetting(config.backfill, true),
@@ -62,6 +65,7 @@ export = function (RED: NodeAPI) {
         return result;
       },
       intervalMs: settings.intervalMs,
+      selfScheduled: settings.selfScheduled,
       retryBaseMs: settings.retryBaseMs,
       clock: systemClock,
       timers: systemTimers,

@@ -7,7 +7,7 @@ import { apiRequestFromMsg, badQuery, ok, unavailable, type ApiResponse } from '
 import { WindowInputError, isSensorId, isSensorType, prepareEntries, sensorName } from './window-entry';
 import type { SensorKey, WindowStore } from './window-store';
 
-export const OPERATIONS = ['push', 'read', 'context', 'set-context', 'health'] as const;
+export const OPERATIONS = ['push', 'read', 'context', 'set-context', 'health', 'broadcast', 'on-broadcast', 'leader-gate'] as const;
 export type HotWindowOperation = (typeof OPERATIONS)[number];
 
 export function parseOperation(v: unknown): HotWindowOperation {
@@ -123,6 +123,44 @@ export async function setContextRows(store: WindowStore, payload: unknown): Prom
   const rows = contextRowsFromPayload(payload);
   await Promise.all(rows.map(({ name, row }) => store.setContext(name, row)));
   return rows.length;
+}
+
+// ---- broadcast ----
+
+/**
+ * The message a `broadcast` msg carries: a WebSocket message object with a `type`
+ * (`{type: 'sensor_update', data}`); throws `WindowInputError` for anything else, so a wiring
+ * mistake fails the msg instead of sending clients something they cannot read.
+ */
+export function broadcastMessageFromPayload(payload: unknown): Record<string, unknown> {
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+    throw new WindowInputError('a broadcast payload must be a message object such as {"type": "sensor_update", "data": {...}}');
+  }
+  const type = (payload as { type?: unknown }).type;
+  if (typeof type !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(type)) {
+    throw new WindowInputError('a broadcast message needs a type of 1 to 64 of A-Z a-z 0-9 _ . : -');
+  }
+  return payload as Record<string, unknown>;
+}
+
+// ---- leader-gate ----
+
+export const DEFAULT_LEADER_TTL_SECONDS = 15;
+
+/** The gate's lock name and lifetime from the node's properties (which may be `${VAR}` text). */
+export function leaderGateSettings(lock: unknown, ttl: unknown): { lock: string; ttlMs: number } {
+  const text = (v: unknown) => {
+    const t = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.trim() : '';
+    return /^\$\{[^}]*\}$/.test(t) ? '' : t;
+  };
+  const name = text(lock);
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw new WindowInputError('the lock name must be 1 to 64 of A-Z a-z 0-9 _ . : -');
+  const t = text(ttl);
+  const seconds = t === '' ? DEFAULT_LEADER_TTL_SECONDS : Number(t);
+  if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) {
+    throw new WindowInputError(`the lock ttl must be 1 to 3600 seconds, got "${t}"`);
+  }
+  return { lock: name, ttlMs: Math.round(seconds * 1000) };
 }
 
 // ---- health ----

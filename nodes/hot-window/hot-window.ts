@@ -1,6 +1,8 @@
 /**
  * Node `hot-window`: pushes readings into the hot store, answers the buffer endpoint, builds the
- * AI context, stores grid context rows and reports health. The work is in hot-window-ops.ts.
+ * AI context, stores grid context rows, reports health, publishes to and emits from the store's
+ * broadcast channel (WebSocket fan-out across instances) and gates scheduled work on leadership.
+ * The work is in hot-window-ops.ts, broadcast.ts and leadership.ts.
  *
  * Pushes are not awaited one after another: every msg starts its push at once, and the Redis
  * client's auto-pipelining sends all the pushes of one tick in a single write (no batching
@@ -11,23 +13,26 @@ import { applyApiResponse, ok, unavailable } from '../shared/http';
 import { systemClock } from '../shared/clock';
 import type { HotStoreConfigNode } from '../hypervolt-hot-store/hot-store-config';
 import {
-  buildContext, checkHealth, parseOperation, pushPayload, readBuffer, setContextRows, withHealth,
-  UNAVAILABLE_DETAIL, type HotWindowOperation,
+  broadcastMessageFromPayload, buildContext, checkHealth, leaderGateSettings, parseOperation, pushPayload, readBuffer,
+  setContextRows, withHealth, UNAVAILABLE_DETAIL, type HotWindowOperation,
 } from './hot-window-ops';
+import { LeaderGate } from './leadership';
 import { ThrottledStatus } from './hot-window-status';
 
 type Msg = NodeMessage & Record<string, unknown>;
 type Send = (msg: NodeMessage) => void;
 
 export = function (RED: NodeAPI) {
-  function HotWindowNode(this: Node, def: NodeDef & { store?: string; operation?: string }) {
+  function HotWindowNode(this: Node, def: NodeDef & { store?: string; operation?: string; lock?: string; ttl?: string }) {
     RED.nodes.createNode(this, def);
     const node = this;
     const t = (key: string, vars?: Record<string, string | number>) => RED._(`hot-window.${key}`, vars);
     const storeNode = def.store ? (RED.nodes.getNode(def.store) as HotStoreConfigNode | null) : null;
     let operation: HotWindowOperation;
+    let gateSettings = { lock: '', ttlMs: 0 };
     try {
       operation = parseOperation(def.operation);
+      if (operation === 'leader-gate') gateSettings = leaderGateSettings(def.lock, def.ttl);
       if (!storeNode || typeof storeNode.getStore !== 'function') throw new Error(t('errors.no-store'));
     } catch (err) {
       const error = err as Error;
@@ -36,16 +41,22 @@ export = function (RED: NodeAPI) {
       return;
     }
     const store = storeNode.getStore();
+    const counts = operation === 'push' || operation === 'broadcast' || operation === 'on-broadcast';
+    const countKey = operation === 'push' ? 'status.readings' : 'status.messages';
+    let gate: LeaderGate | undefined;
     const status = new ThrottledStatus(
       (s) => node.status(s),
       {
-        connected: (count) => (count === undefined ? t('status.connected') : t('status.readings', { count })),
+        connected: (count) => {
+          if (gate) return t(gate.isLeader ? 'status.leader' : 'status.standby', { lock: gate.lock });
+          return count === undefined ? t('status.connected') : t(countKey, { count });
+        },
         connecting: t('status.connecting'),
         disconnected: t('status.disconnected'),
         closed: t('status.closed'),
       },
       store.state,
-      operation === 'push',
+      counts,
     );
     const unsubscribe = storeNode.onState((state, err) => status.setState(state, err));
 
@@ -84,7 +95,33 @@ export = function (RED: NodeAPI) {
         msg.health = withHealth(msg.health, await checkHealth(store, 1000));
         send(msg); // a down store is an answer here, not an error
       },
+      broadcast: async (msg) => {
+        await store.publish([broadcastMessageFromPayload(msg.payload)]);
+        status.succeeded(1);
+      },
+      // Emits what the channel carries (below); a msg sent to it has nothing to do.
+      'on-broadcast': async () => undefined,
+      'leader-gate': async (msg, send) => {
+        if (await gate!.check()) send(msg);
+      },
     };
+
+    let unsubscribeBroadcast: (() => void) | undefined;
+    if (operation === 'on-broadcast') {
+      unsubscribeBroadcast = store.subscribe((message) => {
+        node.send({ payload: message });
+        status.succeeded(1);
+      });
+    }
+    if (operation === 'leader-gate') {
+      gate = new LeaderGate(store, gateSettings.lock, gateSettings.ttlMs, (leading, err) => {
+        if (err) return status.failed(err);
+        // In the log too: which instance runs a schedule is what an operator asks first.
+        node.log(t(leading ? 'log.leader' : 'log.standby', { lock: gateSettings.lock }));
+        status.succeeded();
+      });
+      gate.start();
+    }
 
     node.on('input', (msg, send, done) => {
       handlers[operation](msg as Msg, send).then(
@@ -98,6 +135,8 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      unsubscribeBroadcast?.();
+      gate?.stop();
       unsubscribe();
       status.close();
       done();

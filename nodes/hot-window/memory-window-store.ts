@@ -13,6 +13,8 @@ import {
   sensorName,
 } from './window-entry';
 import { snapshotOf } from './window-stats';
+import { BroadcastListeners, TickBatcher, unsubscribeHandle, type BroadcastListener, type Unsubscribe } from './broadcast';
+import { assertLeadArgs } from './leadership';
 import { StoreStateHolder } from './store-state';
 import {
   DEFAULT_TTL_SECONDS,
@@ -74,6 +76,9 @@ export class MemoryWindowStore implements WindowStore {
   private readonly stateHolder = new StoreStateHolder('connected');
   private sweepTimer?: NodeJS.Timeout;
   private evictionWarned = false;
+  /** The broadcast channel in process: the messages of one tick reach each listener together. */
+  private readonly listeners = new BroadcastListeners((err) => this.logger?.warn(`hot store broadcast: ${err.message}`));
+  private readonly broadcast = new TickBatcher(async (text) => this.listeners.deliver(text));
 
   constructor(options: MemoryWindowStoreOptions = {}) {
     this.size = options.size ?? DEFAULT_WINDOW_SIZE;
@@ -153,11 +158,30 @@ export class MemoryWindowStore implements WindowStore {
     return text === undefined ? null : JSON.parse(text);
   }
 
+  async publish(messages: readonly unknown[]): Promise<void> {
+    this.assertOpen();
+    await this.broadcast.publish(messages);
+  }
+
+  subscribe(listener: BroadcastListener): Unsubscribe {
+    this.assertOpen();
+    return unsubscribeHandle(this.listeners.add(listener), Promise.resolve());
+  }
+
+  /** The only instance: always the leader. */
+  async tryLead(name: string, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    assertLeadArgs(name, ttlMs);
+    return true;
+  }
+
   async ping(): Promise<void> {
     this.assertOpen();
   }
 
   async close(): Promise<void> {
+    if (this.stateHolder.state !== 'closed') this.broadcast.close(); // delivers what was published
+    this.listeners.clear();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     this.windows.clear();

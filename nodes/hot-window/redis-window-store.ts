@@ -6,12 +6,18 @@
  *   members `{ms}|{value}`; at most `size` members; expires `ttlSeconds` after its last push.
  * - `sensors`: the registry, a sorted set of `type:id` scored by the server time of the last push.
  * - `context`: a hash of named JSON values (latest carbon intensity, weather); no expiry.
+ * - `leader:{name}`: a leadership lock (the token of the store that holds it), with expiry.
+ * - channel `broadcast`: pub/sub, one JSON array of messages per PUBLISH; received on a second
+ *   connection of the store's own (a subscribed connection can send nothing else).
  *
  * A push is ONE Lua script call (atomic, no read-modify-write from the client); a batch is one
  * pipeline of them. Times in the registry come from the Redis server (TIME) so that several
  * instances with skewed clocks agree on who is active.
  */
+import { randomUUID } from 'crypto';
 import Redis, { type ChainableCommander, type RedisOptions } from 'ioredis';
+import { BroadcastListeners, TickBatcher, unsubscribeHandle, type BroadcastListener, type Unsubscribe } from './broadcast';
+import { LEAD_SCRIPT, RELEASE_SCRIPT, assertLeadArgs } from './leadership';
 import type { Reading, WindowEntry, WindowSnapshot } from '../shared/types';
 import {
   assertContextName,
@@ -66,6 +72,8 @@ type PushArgs = [window: string, registry: string, ms: number, member: string, s
 interface WindowCommands {
   hypervoltWindowPush(...args: PushArgs): Promise<number>;
   hypervoltActiveSensors(registry: string, ttlMs: number): Promise<string[]>;
+  hypervoltLead(lock: string, token: string, ttlMs: number): Promise<number>;
+  hypervoltRelease(lock: string, token: string): Promise<number>;
 }
 type PipelineWithWindowCommands = ChainableCommander & {
   hypervoltWindowPush(...args: PushArgs): ChainableCommander;
@@ -151,6 +159,17 @@ export class RedisWindowStore implements WindowStore {
   private firstConnect?: Promise<void>;
   private lastLoggedError?: string;
   private closed = false;
+  /** Pub/sub channel of the broadcast, shared by every instance on this prefix. */
+  readonly broadcastChannel: string;
+  /** Identifies this store as a lock holder (one per instance, new at every start). */
+  private readonly leaderToken = randomUUID();
+  private readonly heldLocks = new Set<string>();
+  private readonly broadcast: TickBatcher;
+  private readonly listeners: BroadcastListeners;
+  /** The subscribed connection while anyone listens, and when its first SUBSCRIBE succeeded. */
+  private subscriber?: Redis;
+  private subscribed?: Promise<void>;
+  private subscriberError?: string;
 
   constructor(options: RedisWindowStoreOptions) {
     this.size = options.size ?? DEFAULT_WINDOW_SIZE;
@@ -161,6 +180,7 @@ export class RedisWindowStore implements WindowStore {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.registryKey = `${this.prefix}sensors`;
     this.contextKey = `${this.prefix}context`;
+    this.broadcastChannel = `${this.prefix}broadcast`;
     this.logger = options.logger;
     this.pingTimeoutMs = options.pingTimeoutMs ?? 2000;
     this.label = describeUrl(options.url);
@@ -177,6 +197,12 @@ export class RedisWindowStore implements WindowStore {
     }
     this.client.defineCommand('hypervoltWindowPush', { numberOfKeys: 2, lua: PUSH_SCRIPT });
     this.client.defineCommand('hypervoltActiveSensors', { numberOfKeys: 1, lua: ACTIVE_SCRIPT });
+    this.client.defineCommand('hypervoltLead', { numberOfKeys: 1, lua: LEAD_SCRIPT });
+    this.client.defineCommand('hypervoltRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
+    this.broadcast = new TickBatcher(async (text) => {
+      await this.run(() => this.client.publish(this.broadcastChannel, text));
+    });
+    this.listeners = new BroadcastListeners((err) => this.logger?.warn(`hot store broadcast: ${err.message}`));
     this.stateHolder = new StoreStateHolder(this.client.status === 'ready' ? 'connected' : 'disconnected');
     this.detach = this.attachListeners();
   }
@@ -286,6 +312,35 @@ export class RedisWindowStore implements WindowStore {
     return text === null ? null : JSON.parse(text);
   }
 
+  async publish(messages: readonly unknown[]): Promise<void> {
+    this.assertOpen();
+    await this.broadcast.publish(messages);
+  }
+
+  subscribe(listener: BroadcastListener): Unsubscribe {
+    this.assertOpen();
+    const remove = this.listeners.add(listener);
+    const ready = this.openSubscriber();
+    return unsubscribeHandle(() => {
+      remove();
+      if (this.listeners.size === 0) this.closeSubscriber();
+    }, ready);
+  }
+
+  async tryLead(name: string, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    assertLeadArgs(name, ttlMs);
+    const held = (await this.run(() => this.client.hypervoltLead(this.lockKey(name), this.leaderToken, ttlMs))) === 1;
+    if (held) this.heldLocks.add(name);
+    else this.heldLocks.delete(name);
+    return held;
+  }
+
+  /** The Redis key of a leadership lock. */
+  lockKey(name: string): string {
+    return `${this.prefix}leader:${name}`;
+  }
+
   async ping(): Promise<void> {
     this.assertOpen();
     await withTimeout(this.run(() => this.client.ping()), this.pingTimeoutMs, 'redis ping');
@@ -293,7 +348,11 @@ export class RedisWindowStore implements WindowStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.broadcast.close(); // what was published goes out before the connection closes
+    await this.releaseLocks();
     this.closed = true;
+    this.listeners.clear();
+    this.closeSubscriber();
     if (this.ownsClient) {
       // quit() lets pending replies arrive; while disconnected it would not stop the reconnect
       // loop, so disconnect() then (and as the fallback).
@@ -331,6 +390,67 @@ export class RedisWindowStore implements WindowStore {
       if (status === 'ready') throw err;
       throw new Error(`redis not connected (${status})`, { cause: err });
     }
+  }
+
+  /**
+   * A clean stop hands the schedules over at once instead of after the lock's expiry. Best
+   * effort: with Redis away the locks simply expire.
+   */
+  private async releaseLocks(): Promise<void> {
+    if (this.heldLocks.size === 0 || this.client.status !== 'ready') return;
+    const names = [...this.heldLocks];
+    this.heldLocks.clear();
+    await withTimeout(
+      Promise.all(names.map((n) => this.client.hypervoltRelease(this.lockKey(n), this.leaderToken))),
+      1000,
+      'releasing leadership',
+    ).catch(() => undefined);
+  }
+
+  /**
+   * The subscribed connection: a duplicate of the client (same server, db, credentials) that
+   * queues its SUBSCRIBE until connected and subscribes again after every reconnect (ioredis's
+   * autoResubscribe). Messages published while it is disconnected are missed (pub/sub is at most once).
+   */
+  private openSubscriber(): Promise<void> {
+    if (this.subscriber && this.subscribed) return this.subscribed;
+    const sub = this.client.duplicate({
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      enableAutoPipelining: false,
+      autoResubscribe: true,
+      maxRetriesPerRequest: null,
+    });
+    this.subscriber = sub;
+    sub.on('error', (err: Error) => {
+      if (this.closed || err.message === this.subscriberError) return;
+      this.subscriberError = err.message;
+      this.logger?.warn(`hot store ${this.label} (broadcast subscriber): ${err.message}`);
+    });
+    sub.on('ready', () => {
+      if (this.subscriberError) this.logger?.log(`hot store ${this.label} (broadcast subscriber): connected`);
+      this.subscriberError = undefined;
+    });
+    sub.on('message', (channel: string, text: string) => {
+      if (channel === this.broadcastChannel) this.listeners.deliver(text);
+    });
+    // Pending for good when the connection closes first: nobody is listening then anyway.
+    this.subscribed = new Promise<void>((resolve) => {
+      sub.subscribe(this.broadcastChannel).then(
+        () => resolve(),
+        (err: Error) => {
+          if (!this.closed && this.subscriber === sub) this.logger?.warn(`hot store ${this.label}: subscribing to the broadcast failed: ${err.message}`);
+        },
+      );
+    });
+    return this.subscribed;
+  }
+
+  private closeSubscriber(): void {
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    this.subscribed = undefined;
+    sub?.disconnect();
   }
 
   private pushArgs(e: PreparedEntry): PushArgs {

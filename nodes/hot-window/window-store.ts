@@ -1,4 +1,7 @@
 import type { Reading, WindowSnapshot } from '../shared/types';
+import type { BroadcastListener, Unsubscribe } from './broadcast';
+
+export type { BroadcastListener, Unsubscribe } from './broadcast';
 
 /** Identifies one sensor's window. */
 export interface SensorKey {
@@ -66,8 +69,29 @@ export interface WindowStore {
   setContext(name: string, value: unknown): Promise<void>;
   /** A named context value, or null when none. */
   getContext(name: string): Promise<unknown | null>;
+  /**
+   * Sends messages (JSON-serialisable) to every subscriber of the store's broadcast channel, on
+   * every instance that shares the store (Redis: channel `{prefix}broadcast`), this one included.
+   * The messages of one tick go together (one PUBLISH of a JSON array). Resolves once sent;
+   * rejects when a message cannot be serialised or the store is down. At most once: a subscriber
+   * that is disconnected at that moment misses the message.
+   */
+  publish(messages: readonly unknown[]): Promise<void>;
+  /**
+   * Calls `listener` with each message published on the channel (a parsed copy), in the order of
+   * publication per publisher; returns a function that unsubscribes, whose `ready` resolves once
+   * the subscription is active. Survives reconnects (what is published during one is missed).
+   */
+  subscribe(listener: BroadcastListener): Unsubscribe;
+  /**
+   * Leadership of the named job (e.g. `carbon-fetch`) among the instances sharing the store:
+   * true when this store holds the lock now (taken, or held and extended by `ttlMs`), false when
+   * another holds it. A leader that stops extending loses the lock `ttlMs` after its last call.
+   * In process: always true (the only instance). Rejects when the store is down.
+   */
+  tryLead(name: string, ttlMs: number): Promise<boolean>;
   /** Resolves when the store answers; rejects when it does not (within a few seconds). */
   ping(): Promise<void>;
-  /** Releases the connection and timers; later calls reject. */
+  /** Sends what is pending, releases held leaderships, the connections and timers; later calls reject. */
   close(): Promise<void>;
 }

@@ -19,6 +19,8 @@ interface WeatherFetchDef extends NodeDef {
   lon: string;
   zone: string;
   intervalMinutes: string;
+  /** `self` (default): fetch on start and every interval; `input`: only on an input msg. */
+  schedule?: string;
   mode: string;
   timeoutSeconds: string;
   retrySeconds: string;
@@ -30,7 +32,7 @@ export = function (RED: NodeAPI) {
     const node = this;
     const account = (RED.nodes.getNode(config.account) as unknown as AccountConfigNode | null)?.account;
     let blocked: FetchError | undefined;
-    let settings = { lat: s.DEFAULT_LAT, lon: s.DEFAULT_LON, zone: s.DEFAULT_ZONE, mode: 'current' as 'current' | 'forecast', intervalMs: 0, timeoutMs: 0, retryBaseMs: 0 };
+    let settings = { lat: s.DEFAULT_LAT, lon: s.DEFAULT_LON, zone: s.DEFAULT_ZONE, mode: 'current' as 'current' | 'forecast', intervalMs: 0, selfScheduled: true, timeoutMs: 0, retryBaseMs: 0 };
     try {
       settings = {
         lat: s.latitudeSetting(config.lat),
@@ -38,6 +40,7 @@ export = function (RED: NodeAPI) {
         zone: s.zoneSetting(config.zone),
         mode: s.choiceSetting(config.mode, ['current', 'forecast'] as const, 'mode'),
         intervalMs: s.intervalMsSetting(config.intervalMinutes),
+        selfScheduled: s.choiceSetting(config.schedule, ['self', 'input'] as const, 'schedule') === 'self',
         timeoutMs: s.timeoutMsSetting(config.timeoutSeconds),
         retryBaseMs: s.retryBaseMsSetting(config.retrySeconds),
       };
@@ -56,6 +59,7 @@ export = function (RED: NodeAPI) {
           signal,
         }),
       intervalMs: settings.intervalMs,
+      selfScheduled: settings.selfScheduled,
       retryBaseMs: settings.retryBaseMs,
       clock: systemClock,
       timers: systemTimers,

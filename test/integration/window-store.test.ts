@@ -258,6 +258,111 @@ function describeWindowStore(name: string, factory: StoreFactory) {
       assert.deepEqual(await store.readMany([]), []);
     });
 
+    describe('broadcast channel', () => {
+      it('delivers each published message once to a subscriber, in order, as a copy', async () => {
+        const { store } = await make();
+        const got: unknown[] = [];
+        const unsubscribe = store.subscribe((m) => got.push(m));
+        await unsubscribe.ready;
+        const sent = [
+          { type: 'sensor_update', data: reading(0, 1) },
+          { type: 'grid_update', data: { data_type: 'weather', value: 24.5, metadata: { humidity: 60 } } },
+        ];
+        await store.publish(sent.slice(0, 1));
+        await store.publish(sent.slice(1));
+        await until(() => got.length >= 2);
+        await sleep(50); // nothing more arrives
+        assert.deepEqual(got, sent);
+        assert.notEqual(got[0], sent[0], 'a copy, not the publisher\'s object');
+        unsubscribe();
+      });
+
+      it('sends the messages of one tick together and reaches every subscriber', async () => {
+        const { store } = await make();
+        const a: unknown[] = [];
+        const b: unknown[] = [];
+        const offA = store.subscribe((m) => a.push(m));
+        const offB = store.subscribe((m) => b.push(m));
+        await Promise.all([offA.ready, offB.ready]);
+        const messages = Array.from({ length: 2500 }, (_, i) => ({ type: 'sensor_update', data: { i } }));
+        // 2500 single-message publishes in one tick: more than one batch's worth.
+        await Promise.all(messages.map((m) => store.publish([m])));
+        await until(() => a.length >= 2500 && b.length >= 2500);
+        assert.deepEqual(a, messages);
+        assert.deepEqual(b, messages);
+        offA();
+        offB();
+      });
+
+      it('stops delivering after unsubscribe; other subscribers go on', async () => {
+        const { store } = await make();
+        const a: unknown[] = [];
+        const b: unknown[] = [];
+        const offA = store.subscribe((m) => a.push(m));
+        const offB = store.subscribe((m) => b.push(m));
+        await Promise.all([offA.ready, offB.ready]);
+        await store.publish([1]);
+        await until(() => a.length === 1 && b.length === 1);
+        offA();
+        offA(); // twice is harmless
+        await store.publish([2]);
+        await until(() => b.length === 2);
+        await sleep(50);
+        assert.deepEqual(a, [1]);
+        assert.deepEqual(b, [1, 2]);
+        offB();
+      });
+
+      it('a listener that throws does not stop the others', async () => {
+        const { store } = await make();
+        const got: unknown[] = [];
+        const offBad = store.subscribe(() => {
+          throw new Error('listener failed');
+        });
+        const offGood = store.subscribe((m) => got.push(m));
+        await Promise.all([offBad.ready, offGood.ready]);
+        await store.publish(['x', 'y']);
+        await until(() => got.length === 2);
+        assert.deepEqual(got, ['x', 'y']);
+        offBad();
+        offGood();
+      });
+
+      it('rejects a message that cannot be serialised and sends nothing of that call', async () => {
+        const { store } = await make();
+        const got: unknown[] = [];
+        const off = store.subscribe((m) => got.push(m));
+        await off.ready;
+        await assert.rejects(store.publish([{ ok: 1 }, { n: BigInt(1) }]), TypeError);
+        await assert.rejects(store.publish([undefined]), TypeError);
+        await store.publish([]);
+        await store.publish(['after']);
+        await until(() => got.length >= 1);
+        await sleep(50);
+        assert.deepEqual(got, ['after']);
+        off();
+      });
+    });
+
+    describe('leadership', () => {
+      it('takes a free lock and keeps it on every later call', async () => {
+        const { store } = await make();
+        assert.equal(await store.tryLead('carbon-fetch', 5000), true);
+        assert.equal(await store.tryLead('carbon-fetch', 5000), true);
+        assert.equal(await store.tryLead('cleanup', 5000), true);
+      });
+
+      it('rejects a bad lock name or ttl', async () => {
+        const { store } = await make();
+        await assert.rejects(store.tryLead('', 1000), TypeError);
+        await assert.rejects(store.tryLead('a b', 1000), TypeError);
+        await assert.rejects(store.tryLead('x'.repeat(65), 1000), TypeError);
+        await assert.rejects(store.tryLead('ok', 0), RangeError);
+        await assert.rejects(store.tryLead('ok', 1.5), RangeError);
+        await assert.rejects(store.tryLead('ok', 25 * 3600 * 1000), RangeError);
+      });
+    });
+
     it('pings while open; rejects every call once closed', async () => {
       const { store } = await make();
       await store.ping();
@@ -270,6 +375,9 @@ function describeWindowStore(name: string, factory: StoreFactory) {
       await assert.rejects(store.ping());
       await assert.rejects(store.pushMany([reading(0, 1)]));
       await assert.rejects(store.read(ldr1));
+      await assert.rejects(store.publish([1]));
+      await assert.rejects(store.tryLead('carbon-fetch', 1000));
+      assert.throws(() => store.subscribe(() => undefined));
       await store.close(); // twice is harmless
     });
   });
@@ -397,6 +505,139 @@ describe('on a real Redis', function () {
       await b.pushMany([reading(1, 2)]);
       assert.deepEqual((await a.read(ldr1)).readings.map((e) => e.value), [1, 2]);
       assert.deepEqual((await b.activeSensors()), [ldr1]);
+    });
+
+    it('two stores on one prefix (two instances): each subscriber gets what either publishes, once', async () => {
+      const a = await make('bc-shared');
+      const b = await make('bc-shared');
+      const other = await make('bc-other');
+      const gotA: unknown[] = [];
+      const gotB: unknown[] = [];
+      const gotOther: unknown[] = [];
+      const subs = [a.subscribe((m) => gotA.push(m)), b.subscribe((m) => gotB.push(m)), other.subscribe((m) => gotOther.push(m))];
+      await Promise.all(subs.map((u) => u.ready));
+      await Promise.all([a.publish([{ from: 'a', n: 1 }]), b.publish([{ from: 'b', n: 1 }])]);
+      await a.publish([{ from: 'a', n: 2 }]);
+      await until(() => gotA.length >= 3 && gotB.length >= 3);
+      await sleep(100);
+      const sorted = (xs: unknown[]) => xs.map((x) => JSON.stringify(x)).sort();
+      const expected = sorted([{ from: 'a', n: 1 }, { from: 'b', n: 1 }, { from: 'a', n: 2 }]);
+      assert.deepEqual(sorted(gotA), expected);
+      assert.deepEqual(sorted(gotB), expected);
+      assert.deepEqual(gotOther, [], 'another prefix is another channel');
+      subs.forEach((u) => u());
+    });
+
+    it('the messages of one tick are one PUBLISH of a JSON array (at most 1000 per PUBLISH)', async () => {
+      const store = await make('bc-batch');
+      const raw = admin.duplicate();
+      try {
+        const batches: unknown[][] = [];
+        raw.on('message', (_channel: string, text: string) => batches.push(JSON.parse(text)));
+        await raw.subscribe(store.broadcastChannel);
+        assert.equal(store.broadcastChannel, `${SUITE_PREFIX}bc-batch:broadcast`);
+        await Promise.all(Array.from({ length: 500 }, (_, i) => store.publish([{ i }])));
+        await until(() => batches.length >= 1);
+        await sleep(50);
+        assert.equal(batches.length, 1);
+        assert.equal(batches[0].length, 500);
+        batches.length = 0;
+        await Promise.all(Array.from({ length: 2500 }, (_, i) => store.publish([{ i }])));
+        await until(() => batches.length >= 3);
+        await sleep(50);
+        assert.deepEqual(batches.map((b) => b.length), [1000, 1000, 500]);
+        assert.deepEqual(batches.flat(), Array.from({ length: 2500 }, (_, i) => ({ i })));
+      } finally {
+        raw.disconnect();
+      }
+    });
+
+    it('the subscriber resubscribes after its connection is lost', async function () {
+      this.timeout(10_000);
+      const name = `hvtest-${SUITE_PREFIX.replace(/\W/g, '')}-sub`;
+      const store = new RedisWindowStore({ url: REDIS_URL, prefix: `${SUITE_PREFIX}bc-kill:`, redisOptions: { connectionName: name } });
+      stores.push(store);
+      await store.connect();
+      const got: unknown[] = [];
+      const off = store.subscribe((m) => got.push(m));
+      await off.ready;
+      const list = (await admin.client('LIST')) as string;
+      const subLine = list.split('\n').find((l) => l.includes(`name=${name} `) && /\bsub=1\b/.test(l));
+      const id = subLine?.match(/^id=(\d+)/)?.[1];
+      assert.ok(id, 'found the subscribed connection');
+      await admin.client('KILL', 'ID', id);
+      // Published until one arrives: the resubscribe happens in the background.
+      const end = Date.now() + 5000;
+      let n = 0;
+      while (got.length === 0 && Date.now() < end) {
+        await store.publish([++n]);
+        await sleep(100);
+      }
+      assert.ok(got.length > 0, 'messages arrive again after the reconnect');
+      off();
+    });
+
+    it('holds its subscribed connection only while someone listens', async () => {
+      const name = `hvtest-${SUITE_PREFIX.replace(/\W/g, '')}-subs`;
+      const store = new RedisWindowStore({ url: REDIS_URL, prefix: `${SUITE_PREFIX}bc-conn:`, redisOptions: { connectionName: name } });
+      stores.push(store);
+      await store.connect();
+      const count = async () => ((await admin.client('LIST')) as string).split('\n').filter((l) => l.includes(`name=${name} `)).length;
+      assert.equal(await count(), 1);
+      const off1 = store.subscribe(() => undefined);
+      const off2 = store.subscribe(() => undefined);
+      await Promise.all([off1.ready, off2.ready]);
+      assert.equal(await count(), 2, 'one subscriber connection for all listeners');
+      off1();
+      assert.equal(await count(), 2);
+      off2();
+      const end = Date.now() + 2000;
+      while ((await count()) !== 1 && Date.now() < end) await sleep(20);
+      assert.equal(await count(), 1, 'closed with the last listener');
+      store.subscribe(() => undefined);
+      await store.close();
+      const end2 = Date.now() + 2000;
+      while ((await count()) !== 0 && Date.now() < end2) await sleep(20);
+      assert.equal(await count(), 0, 'close releases both connections');
+    });
+
+    it('leadership: one of two stores leads; the other takes over after the TTL, or at once after a clean close', async function () {
+      this.timeout(10_000);
+      const a = await make('lead');
+      const b = await make('lead');
+      const key = `${SUITE_PREFIX}lead:leader:carbon-fetch`;
+      assert.equal(a.lockKey('carbon-fetch'), key);
+      assert.equal(await a.tryLead('carbon-fetch', 1000), true);
+      assert.equal(await b.tryLead('carbon-fetch', 1000), false);
+      assert.equal(await b.tryLead('weather-fetch', 1000), true, 'locks are per name');
+      const pttl = await admin.pttl(key);
+      assert.ok(pttl > 0 && pttl <= 1000, `pttl ${pttl}`);
+      // The leader extends: the lock stays with it past the first TTL.
+      let lastExtend = 0;
+      for (let i = 0; i < 4; i++) {
+        await sleep(300);
+        assert.equal(await a.tryLead('carbon-fetch', 1000), true);
+        lastExtend = Date.now();
+        assert.equal(await b.tryLead('carbon-fetch', 1000), false);
+      }
+      // The leader stops (dies): the other takes over once the lock expired, not before.
+      let takenAt = 0;
+      const end = Date.now() + 3000;
+      while (Date.now() < end) {
+        if (await b.tryLead('carbon-fetch', 1000)) {
+          takenAt = Date.now();
+          break;
+        }
+        await sleep(25);
+      }
+      assert.ok(takenAt > 0, 'taken over');
+      assert.ok(takenAt - lastExtend >= 900, `taken over ${takenAt - lastExtend} ms after the last extension`);
+      assert.equal(await a.tryLead('carbon-fetch', 1000), false);
+      // A clean close hands over at once.
+      assert.equal(await b.tryLead('cleanup', 60_000), true);
+      await b.close();
+      assert.equal(await admin.exists(`${SUITE_PREFIX}lead:leader:cleanup`), 0);
+      assert.equal(await a.tryLead('cleanup', 60_000), true);
     });
 
     it('concurrent pushes of many messages all land (auto-pipelined)', async () => {

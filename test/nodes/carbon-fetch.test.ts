@@ -105,6 +105,19 @@ describe('carbon-fetch node', function () {
     fake.carbonIntensity = 512;
   });
 
+  it('schedule "input": nothing on deploy or on the interval, one fetch per input msg', async () => {
+    const { node, out, completed } = await load({ schedule: 'input', intervalMinutes: String(0.5 / 60) });
+    await new Promise((r) => setTimeout(r, 1200)); // more than two intervals
+    assert.equal(fake.requestsTo(LATEST).length, 0);
+    assert.equal(out.length, 0);
+    assert.deepEqual(lastStatus(node), { fill: 'grey', shape: 'ring', text: 'carbon-fetch.status.standby' });
+    node.receive({ payload: 'go' });
+    await waitFor(() => completed.length === 1, 'done()');
+    assert.equal(out.length, 1);
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(fake.requestsTo(LATEST).length, 1, 'no schedule after the fetch either');
+  });
+
   it('a rejected key (401): red status, no retry, and an input msg ends in done(err) without the key', async () => {
     const wrong = 'wrong-em-key-0123456789';
     const { node, out, caught } = await load({}, withKey(wrong));

@@ -306,6 +306,155 @@ describe('hot-window node', function () {
     });
   }
 
+  for (const backend of backends) {
+    describe(`${backend.name}: broadcast, on-broadcast, leader-gate`, function () {
+      before(async function () {
+        if (backend.redis) await requireService(this, 'redis');
+      });
+      afterEach(async () => {
+        if (backend.redis) await deleteKeys(`${REDIS_PREFIX}hw:*`);
+      });
+
+      /** Two "instances" (two store config nodes on one prefix), each with the fan-out and a gate. */
+      function fanOutFlow() {
+        const f: Record<string, unknown>[] = [{ id: 'f1', type: 'tab', label: 'fan-out test' }];
+        for (const i of ['a', 'b']) {
+          f.push(
+            { id: `store-${i}`, type: 'hypervolt-hot-store', ...backend.store() },
+            { id: `bc-${i}`, z: 'f1', type: 'hot-window', store: `store-${i}`, operation: 'broadcast', wires: [[]] },
+            { id: `on-bc-${i}`, z: 'f1', type: 'hot-window', store: `store-${i}`, operation: 'on-broadcast', wires: [[`ws-${i}`]] },
+            { id: `ws-${i}`, z: 'f1', type: 'helper' },
+            { id: `gate-${i}`, z: 'f1', type: 'hot-window', store: `store-${i}`, operation: 'leader-gate', lock: 'job', ttl: '2', wires: [[`passed-${i}`]] },
+            { id: `passed-${i}`, z: 'f1', type: 'helper' },
+          );
+        }
+        const scope = ['bc-a', 'bc-b', 'on-bc-a', 'gate-a', 'gate-b'];
+        f.push(
+          { id: 'on-complete', z: 'f1', type: 'complete', scope, uncaught: false, wires: [['completed']] },
+          { id: 'completed', z: 'f1', type: 'helper' },
+          { id: 'on-catch', z: 'f1', type: 'catch', scope, uncaught: false, wires: [['caught']] },
+          { id: 'caught', z: 'f1', type: 'helper' },
+        );
+        return f;
+      }
+
+      async function loadFanOut() {
+        await helper.load(nodes, fanOutFlow());
+        const got: Record<string, Msg[]> = { 'ws-a': [], 'ws-b': [], 'passed-a': [], 'passed-b': [], completed: [], caught: [] };
+        for (const id of Object.keys(got)) helper.getNode(id).on('input', (m: Msg) => got[id].push(m));
+        for (const i of ['a', 'b']) await until(() => helper.getNode(`store-${i}`).state === 'connected', 'connected');
+        return got;
+      }
+
+      it('a message broadcast on either instance reaches each instance\'s on-broadcast once', async function () {
+        const got = await loadFanOut();
+        await wait(150); // the subscriptions are made when the nodes start
+        const updates = Array.from({ length: 50 }, (_, i) => ({ type: 'sensor_update', data: reading(i, i) }));
+        updates.forEach((u, i) => helper.getNode(i % 2 ? 'bc-b' : 'bc-a').receive({ payload: u, topic: 'x' }));
+        // Redis: both instances share the channel; in process each store is its own channel.
+        const perInstance = backend.redis ? 50 : 25;
+        await until(() => got['ws-a'].length >= perInstance && got['ws-b'].length >= perInstance, 'broadcasts');
+        await until(() => got.completed.filter((m) => m.topic === 'x').length === 50, 'each broadcast done');
+        await wait(100);
+        const sorted = (ms: Msg[]) => ms.map((m) => m.payload.data.value).sort((x: number, y: number) => x - y);
+        if (backend.redis) {
+          assert.deepEqual(sorted(got['ws-a']), updates.map((u) => u.data.value));
+          assert.deepEqual(sorted(got['ws-b']), updates.map((u) => u.data.value));
+        } else {
+          assert.deepEqual(sorted(got['ws-a']), updates.filter((_u, i) => i % 2 === 0).map((u) => u.data.value));
+          assert.deepEqual(sorted(got['ws-b']), updates.filter((_u, i) => i % 2 === 1).map((u) => u.data.value));
+        }
+        assert.deepEqual(got['ws-a'][0].payload, updates[0]);
+        assert.deepEqual(Object.keys(got['ws-a'][0]).filter((k) => k !== '_msgid'), ['payload']);
+        assert.equal(got.caught.length, 0);
+      });
+
+      it('fails a broadcast whose payload is no message object; on-broadcast ignores its input', async () => {
+        const got = await loadFanOut();
+        await wait(100);
+        for (const payload of ['text', [1], { data: 1 }, { type: '' }, null]) helper.getNode('bc-a').receive({ payload });
+        await until(() => got.caught.length === 5, 'five failures');
+        assert.match(got.caught[0].error.message, /message object/);
+        assert.match(got.caught[2].error.message, /type/);
+        helper.getNode('on-bc-a').receive({ payload: { type: 'sensor_update' } });
+        await until(() => got.completed.length === 1, 'on-broadcast done');
+        await wait(100);
+        assert.equal(got['ws-a'].length + got['ws-b'].length, 0);
+      });
+
+      it('leader-gate passes msgs on exactly one instance (in process: each its own leader)', async () => {
+        const got = await loadFanOut();
+        for (let i = 0; i < 3; i++) {
+          helper.getNode('gate-a').receive({ payload: i });
+          helper.getNode('gate-b').receive({ payload: i });
+        }
+        await until(() => got.completed.length === 6, 'gates done');
+        const a = got['passed-a'].length;
+        const b = got['passed-b'].length;
+        if (backend.redis) assert.ok((a === 3 && b === 0) || (a === 0 && b === 3), `a ${a}, b ${b}`);
+        else assert.deepEqual([a, b], [3, 3]);
+      });
+    });
+  }
+
+  describe('leader-gate takeover on Redis', function () {
+    before(async function () {
+      await requireService(this, 'redis');
+    });
+    after(async () => deleteKeys(`${REDIS_PREFIX}hwlead:*`));
+
+    it('a standby takes over once the leader stops renewing (removed without a clean store close)', async function () {
+      this.timeout(15_000);
+      const store = { url: REDIS_URL, prefix: `${REDIS_PREFIX}hwlead:` };
+      await helper.load(nodes, [
+        { id: 'f1', type: 'tab' },
+        { id: 'store-a', type: 'hypervolt-hot-store', ...store },
+        { id: 'store-b', type: 'hypervolt-hot-store', ...store },
+        { id: 'gate-a', z: 'f1', type: 'hot-window', store: 'store-a', operation: 'leader-gate', lock: 'job', ttl: '1', wires: [['out-a']] },
+        { id: 'out-a', z: 'f1', type: 'helper' },
+        { id: 'gate-b', z: 'f1', type: 'hot-window', store: 'store-b', operation: 'leader-gate', lock: 'job', ttl: '1', wires: [['out-b']] },
+        { id: 'out-b', z: 'f1', type: 'helper' },
+      ]);
+      const gateA = helper.getNode('gate-a');
+      const gateB = helper.getNode('gate-b');
+      const statusB: string[] = [];
+      (gateB as unknown as { on(e: string, f: (c: { args: [{ text: string }] }) => void): void }).on('call:status', (call) =>
+        statusB.push(call.args[0].text),
+      );
+      const passed = { a: 0, b: 0 };
+      helper.getNode('out-a').on('input', () => passed.a++);
+      helper.getNode('out-b').on('input', () => passed.b++);
+      const redis = new Redis(REDIS_URL);
+      try {
+        const key = `${REDIS_PREFIX}hwlead:leader:job`;
+        await until(() => passed.a + passed.b === 0, 'start');
+        const end = Date.now() + 3000;
+        while (!(await redis.get(key)) && Date.now() < end) await wait(20);
+        await wait(1500); // longer than the TTL: the leader keeps its lock by renewing
+        gateA.receive({});
+        gateB.receive({});
+        await until(() => passed.a + passed.b === 1, 'one passed');
+        const leaderIsA = passed.a === 1;
+        // The leader's node stops renewing (as if its instance froze or died); the lock expires.
+        const [leader, standby] = leaderIsA ? [gateA, gateB] : [gateB, gateA];
+        (leader as unknown as { close: () => Promise<void> }).close();
+        const t0 = Date.now();
+        const before = leaderIsA ? passed.b : passed.a;
+        while (Date.now() - t0 < 4000) {
+          standby.receive({});
+          await wait(100);
+          if ((leaderIsA ? passed.b : passed.a) > before) break;
+        }
+        assert.ok((leaderIsA ? passed.b : passed.a) > before, 'the standby leads after the TTL');
+        assert.ok(Date.now() - t0 < 2500, `took over in ${Date.now() - t0} ms`);
+        assert.ok(statusB.some((t) => t === 'leader (job)'), statusB.join());
+        if (leaderIsA) assert.ok(statusB.some((t) => t === 'standby (job)'), statusB.join());
+      } finally {
+        await redis.quit();
+      }
+    });
+  });
+
   describe('configuration', function () {
     afterEach(() => {
       delete process.env.HV_TEST_REDIS_URL;

@@ -15,7 +15,7 @@ const MAIN = path.join(ROOT, 'dist', 'app', 'main.js');
 /** Variables of the app that must not leak in from the shell running the tests. */
 const APP_VARS = [
   'PORT', 'HOST', 'DATA_DIR', 'ENV_FILE', 'LOG_LEVEL', 'MQTT_URL', 'MQTT_USERNAME', 'MQTT_PASSWORD', 'MQTT_CLIENT_ID',
-  'MQTT_TOPIC_PREFIX', 'MQTT_PROTOCOL_VERSION', 'MQTT_SENSOR_TOPIC', 'MQTT_DECISIONS_TOPIC', 'HYPERVOLT_GROUP', 'REDIS_URL', 'REDIS_KEY_PREFIX',
+  'MQTT_TOPIC_PREFIX', 'MQTT_PROTOCOL_VERSION', 'MQTT_SENSOR_TOPIC', 'MQTT_DECISIONS_TOPIC', 'HYPERVOLT_GROUP', 'HYPERVOLT_LEADER_TTL_SECONDS', 'REDIS_URL', 'REDIS_KEY_PREFIX',
   'DATABASE_URL', 'ELECTRICITY_MAPS_API_KEY', 'OPENWEATHER_API_KEY', 'ELECTRICITY_MAPS_BASE_URL', 'OPENWEATHER_BASE_URL',
   'CARBON_FETCH_MINUTES', 'WEATHER_FETCH_MINUTES', 'LOCATION_LAT', 'LOCATION_LON', 'LOCATION_ZONE', 'SENSOR_BUFFER_SIZE',
   'RETENTION_DAYS', 'ADMIN_USER', 'ADMIN_PASSWORD_HASH', 'API_TOKEN', 'API_READ_TOKEN', 'CORS_ORIGIN',
@@ -31,6 +31,8 @@ export interface RunningApp {
   logs(): string;
   /** SIGTERM, then SIGKILL after 10 s; resolves with the exit code. Removes DATA_DIR unless kept. */
   stop(opts?: { keepData?: boolean }): Promise<number | null>;
+  /** Kills the process at once (SIGKILL: a crash, nothing flushed); resolves when it is gone. Keeps DATA_DIR (stop() removes it). */
+  kill(): Promise<void>;
 }
 
 export function freePort(): Promise<number> {
@@ -93,6 +95,11 @@ export async function startApp(
       clearTimeout(timer);
       if (!keepData && !opts.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
       return code;
+    },
+    kill: async () => {
+      const done = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await done;
     },
   };
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);

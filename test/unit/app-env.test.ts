@@ -126,8 +126,9 @@ describe('app env', () => {
         RETENTION_DAYS: '',
         MQTT_PROTOCOL_VERSION: '3',
         HYPERVOLT_GROUP: 'a b',
+        HYPERVOLT_LEADER_TTL_SECONDS: '-1',
       });
-      for (const k of ['PORT', 'MQTT_TOPIC_PREFIX', 'SENSOR_BUFFER_SIZE', 'RETENTION_DAYS', 'MQTT_PROTOCOL_VERSION', 'HYPERVOLT_GROUP']) {
+      for (const k of ['PORT', 'MQTT_TOPIC_PREFIX', 'SENSOR_BUFFER_SIZE', 'RETENTION_DAYS', 'MQTT_PROTOCOL_VERSION', 'HYPERVOLT_GROUP', 'HYPERVOLT_LEADER_TTL_SECONDS']) {
         assert.ok(problems.some((p) => p.startsWith(k)), `${k} reported in ${JSON.stringify(problems)}`);
       }
     });

@@ -27,7 +27,7 @@ class ScriptedFetch {
   };
 }
 
-function setup(intervalMs = 15 * MIN) {
+function setup(intervalMs = 15 * MIN, selfScheduled?: boolean) {
   const clock = new ManualClock();
   const timers = new ManualTimers(clock);
   const fetch = new ScriptedFetch(clock);
@@ -35,6 +35,7 @@ function setup(intervalMs = 15 * MIN) {
   const scheduler = new FetchScheduler<number>({
     run: (signal) => fetch.run(signal),
     intervalMs,
+    selfScheduled,
     retry: { baseMs: 30_000, capMs: intervalMs, jitter: 0.2 },
     clock,
     timers,
@@ -59,6 +60,29 @@ describe('fetch scheduler', () => {
     await timers.advance(45 * MIN);
     assert.deepEqual(offsets(), [0, 900, 1800, 2700]);
     assert.ok(outcomes.every((o) => o.outcome.ok && !o.manual));
+  });
+
+  it('input-driven (selfScheduled false): fetches only on a trigger, still retries a failure', async () => {
+    const { timers, fetch, scheduler, outcomes, offsets } = setup(15 * MIN, false);
+    scheduler.start();
+    await settle();
+    await timers.advance(45 * MIN);
+    assert.deepEqual(offsets(), [], 'nothing on start, nothing on the interval');
+    assert.equal(scheduler.state.phase, 'idle');
+    await scheduler.trigger();
+    assert.deepEqual(offsets(), [2700]);
+    assert.equal(scheduler.state.phase, 'idle');
+    await timers.advance(45 * MIN);
+    assert.deepEqual(offsets(), [2700]);
+    fetch.then(err('server', 503));
+    await scheduler.trigger();
+    assert.equal(scheduler.state.phase, 'retrying');
+    await timers.advance(30_000);
+    assert.deepEqual(offsets(), [2700, 5400, 5430], 'the retry after 30 s, then nothing more');
+    await timers.advance(45 * MIN);
+    assert.equal(fetch.calls.length, 3);
+    assert.equal(scheduler.state.phase, 'idle');
+    assert.deepEqual(outcomes.map((o) => o.outcome.ok), [true, false, true]);
   });
 
   it('retries a 5xx with backoff 30 s, 60 s, 120 s … capped at the interval, then returns to the interval', async () => {

@@ -2,9 +2,10 @@
 import assert from 'assert/strict';
 import { MemoryWindowStore } from '../../nodes/hot-window/memory-window-store';
 import {
-  buildContext, checkHealth, contextRowsFromPayload, parseOperation, pushPayload, readBuffer,
-  sensorKeyFromMsg, withAge, withHealth,
+  broadcastMessageFromPayload, buildContext, checkHealth, contextRowsFromPayload, leaderGateSettings, parseOperation,
+  pushPayload, readBuffer, sensorKeyFromMsg, withAge, withHealth,
 } from '../../nodes/hot-window/hot-window-ops';
+import { LeaderGate } from '../../nodes/hot-window/leadership';
 import type { WindowStore } from '../../nodes/hot-window/window-store';
 
 const reading = (sensor_id: string, s: number, value: number) => ({
@@ -97,5 +98,58 @@ describe('hot-window operations', () => {
     assert.deepEqual(withHealth({ mqtt: 'up' }, 'down'), { mqtt: 'up', hot_store: 'down' });
     assert.deepEqual(withHealth('x', 'up'), { hot_store: 'up' });
     assert.deepEqual(withHealth(undefined, 'up'), { hot_store: 'up' });
+  });
+
+  it('broadcastMessageFromPayload takes a message object with a type, nothing else', () => {
+    const m = { type: 'sensor_update', data: { value: 1 } };
+    assert.equal(broadcastMessageFromPayload(m), m);
+    for (const bad of [null, 'x', 1, [m], {}, { type: '' }, { type: 5 }, { type: 'a b' }]) {
+      assert.throws(() => broadcastMessageFromPayload(bad), /broadcast/);
+    }
+  });
+
+  it('leaderGateSettings: a lock name and a ttl of 1 to 3600 s (default 15)', () => {
+    assert.deepEqual(leaderGateSettings('carbon-fetch', ''), { lock: 'carbon-fetch', ttlMs: 15_000 });
+    assert.deepEqual(leaderGateSettings('cleanup', '2.5'), { lock: 'cleanup', ttlMs: 2500 });
+    assert.deepEqual(leaderGateSettings('x', '${UNSET}'), { lock: 'x', ttlMs: 15_000 });
+    assert.throws(() => leaderGateSettings('', '15'), /lock name/);
+    assert.throws(() => leaderGateSettings('a b', '15'), /lock name/);
+    assert.throws(() => leaderGateSettings('x', '0.5'), /ttl/);
+    assert.throws(() => leaderGateSettings('x', 'soon'), /ttl/);
+  });
+
+  it('parseOperation knows the fan-out and gate operations', () => {
+    for (const op of ['broadcast', 'on-broadcast', 'leader-gate']) assert.equal(parseOperation(op), op);
+  });
+
+  it('LeaderGate asks at start and every third of the TTL, reports changes and failures, not leading on failure', async () => {
+    const answers: Array<boolean | Error> = [true, true, false, new Error('down'), false, true];
+    const calls: Array<[string, number]> = [];
+    const fake = {
+      tryLead: async (name: string, ttl: number) => {
+        calls.push([name, ttl]);
+        const a = answers.shift() ?? true;
+        if (a instanceof Error) throw a;
+        return a;
+      },
+    };
+    const changes: string[] = [];
+    const gate = new LeaderGate(fake, 'job', 300, (leading, err) => changes.push(err ? `error:${err.message}` : String(leading)));
+    gate.start();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(gate.isLeader, true);
+    assert.equal(await gate.check(), true);
+    assert.equal(await gate.check(), false);
+    await assert.rejects(gate.check(), /down/);
+    assert.equal(gate.isLeader, false);
+    assert.equal(await gate.check(), false); // recovered: reported although still not leading
+    await new Promise((r) => setTimeout(r, 130)); // one renewal (every 100 ms)
+    gate.stop();
+    const n = calls.length;
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(calls.length, n, 'no renewal after stop');
+    assert.deepEqual(calls[0], ['job', 300]);
+    assert.equal(gate.isLeader, true);
+    assert.deepEqual(changes, ['true', 'false', 'error:down', 'false', 'true']);
   });
 });

@@ -23,13 +23,15 @@ export interface FetchJobResult {
 export interface StatusView {
   fill: 'red' | 'green' | 'yellow' | 'blue' | 'grey';
   shape: 'ring' | 'dot';
-  key: 'ok' | 'ok-forecast' | 'fetching' | 'retrying' | 'auth' | 'failed' | 'no-key' | 'config';
+  key: 'ok' | 'ok-forecast' | 'fetching' | 'retrying' | 'auth' | 'failed' | 'no-key' | 'config' | 'standby';
   params: Record<string, string | number>;
 }
 
 export interface FetchControllerOptions<R extends FetchJobResult> {
   run(signal: AbortSignal): Promise<R>;
   intervalMs: number;
+  /** false: fetch only when triggered (see FetchSchedulerOptions.selfScheduled). Default true. */
+  selfScheduled?: boolean;
   /** First retry delay; default 30 s. */
   retryBaseMs?: number;
   clock: Clock;
@@ -74,6 +76,7 @@ export class FetchController<R extends FetchJobResult> {
       this.scheduler = new FetchScheduler<R>({
         run: o.run,
         intervalMs: o.intervalMs,
+        selfScheduled: o.selfScheduled,
         retry: { baseMs, capMs: o.intervalMs, jitter: DEFAULT_JITTER },
         clock: o.clock,
         timers: o.timers,
@@ -92,7 +95,7 @@ export class FetchController<R extends FetchJobResult> {
 
   /** Shows the status and fetches now (unless blocked). */
   start(): void {
-    if (this.scheduler) this.scheduler.start();
+    if (this.scheduler && this.o.selfScheduled !== false) this.scheduler.start();
     else this.showStatus(this.state);
   }
 
@@ -176,6 +179,8 @@ export class FetchController<R extends FetchJobResult> {
         },
       };
     }
+    // Only an input-driven node is idle before its first fetch: it waits for a trigger.
+    if (state.phase === 'idle') return { fill: 'grey', shape: 'ring', key: 'standby', params: {} };
     return { fill: 'blue', shape: 'ring', key: 'fetching', params: {} };
   }
 }

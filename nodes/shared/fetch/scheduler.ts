@@ -30,6 +30,12 @@ export interface FetchSchedulerOptions<T> {
   /** One fetch; must reject with a `FetchError` (anything else is wrapped). */
   run(signal: AbortSignal): Promise<T>;
   intervalMs: number;
+  /**
+   * true (default): fetch on start and every `intervalMs`. false: fetch only on `trigger()` (an
+   * input msg, e.g. from an inject behind a leader gate when several instances share the work);
+   * a failed fetch is still retried as `retry` says.
+   */
+  selfScheduled?: boolean;
   retry: RetryPolicy;
   clock: Clock;
   timers: Timers;
@@ -64,7 +70,7 @@ export class FetchScheduler<T> {
 
   /** Fetches now and keeps the schedule going. Calling it again does nothing. */
   start(): void {
-    if (this.phase !== 'idle') return;
+    if (this.phase !== 'idle' || this.opts.selfScheduled === false) return;
     void this.runNow(false);
   }
 
@@ -148,6 +154,10 @@ export class FetchScheduler<T> {
 
   private schedule(phase: 'waiting' | 'retrying', delayMs: number, now: number): void {
     this.clearTimer();
+    if (phase === 'waiting' && this.opts.selfScheduled === false) {
+      this.setPhase('idle'); // the next fetch is the next trigger
+      return;
+    }
     this.timer = this.opts.timers.setTimeout(() => {
       this.timer = undefined;
       void this.runNow(false);
