@@ -1,0 +1,315 @@
+/**
+ * One rate against one target: publish, drain, then count and check everything the issue asks
+ * for (sent, PUBACKed, stored, hot windows, WebSocket, lost, duplicated, latencies, memory, CPU).
+ */
+import type Redis from 'ioredis';
+import type { Pool } from 'pg';
+import type { Broker } from './broker';
+import { monoMs, startLoad, type WsCollector } from './load';
+import { cpuDelta, cpuSnapshot, memoryOf, pidsByComm, resetPeakMemory, RssSampler } from './procstat';
+import { summarize, type Summary } from './stats';
+import type { RunningTarget } from './targets';
+
+export const LOAD_LOCATION = 'bench';
+export const LOAD_TYPE = 'power';
+export const LOAD_UNIT = 'W';
+/** A lossless rate "kept up" when its last reading arrived at most this long after the last publish. */
+export const KEPT_UP_LAG_MS = 1000;
+
+export interface RateContext {
+  broker: Broker;
+  target: RunningTarget;
+  pool: Pool;
+  redis: Redis;
+  /** The target's Redis key prefix (the naive flow's lists are `{prefix}window:{type}:{id}`). */
+  redisPrefix: string;
+  ws: WsCollector;
+  topicPrefix: string;
+  sensors: number;
+  publishers: number;
+  windowSize: number;
+  drainMaxSeconds: number;
+  /** wall-clock ms = monotonic ms + wallOffset */
+  wallOffset: number;
+  clientIdBase: string;
+  log: (m: string) => void;
+  /** Called when the publishers are connected, just before the first reading (profiling). */
+  onLoadStart?: () => void;
+  /** Called when the drain is over, before the counting queries (profiling). */
+  onDrained?: () => void;
+}
+
+export interface RateResult {
+  target: string;
+  rate: number;
+  seconds: number;
+  sent: number;
+  acked: number;
+  ackErrors: number;
+  publisherErrors: string[];
+  /** Readings per second actually achieved by the publishers (first to last publish). */
+  achievedRate: number;
+  publisherMaxBehindMs: number;
+  brokerDropped: number;
+  /** Change of `$SYS/broker/store/messages/count` over the rate: messages still held for a subscriber. */
+  brokerQueuedAfter: number;
+  stored: number;
+  storedAtLoadEnd: number;
+  wsReceived: number;
+  wsAtLoadEnd: number;
+  wsDuplicates: number;
+  wsOther: number;
+  wsClosed: boolean;
+  lost: number;
+  hotWindowsExact: number;
+  hotWindowsChecked: number;
+  hotWindowMismatch: string | null;
+  latencyWs: Summary;
+  latencyCommit: Summary;
+  /**
+   * Milliseconds from the last publish to the last reading stored or broadcast (whichever is
+   * later): how far behind the offered rate the pipeline finished.
+   */
+  completionLagMs: number;
+  /** Readings per second through the whole pipeline: min(stored, WS) over first publish → last arrival. */
+  throughput: number;
+  /** Lossless, and finished within KEPT_UP_LAG_MS of the last publish: it kept up with the rate. */
+  keptUp: boolean;
+  /** Seconds from the last publish until stored and WebSocket counts were complete (or stopped growing). */
+  drainSeconds: number;
+  drained: boolean;
+  peakRssSampled: number;
+  vmHwm: number;
+  hwmReset: boolean;
+  cpu: { pipeline: number; mosquitto: number; postgres: number; redis: number; bench: number; wallSeconds: number };
+  lossless: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function countStored(pool: Pool, prefix: string): Promise<number> {
+  const r = await pool.query<{ n: string }>(
+    'SELECT count(*) AS n FROM sensor_readings WHERE sensor_type = $1 AND starts_with(sensor_id, $2)',
+    [LOAD_TYPE, prefix],
+  );
+  return Number(r.rows[0].n);
+}
+
+type Entry = { value: number; ms: number };
+
+function sameEntries(a: Entry[], b: Entry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i].value !== b[i].value || a[i].ms !== b[i].ms) return false;
+  return true;
+}
+
+/** For each sensor: is the target's hot window the newest `size` stored readings, oldest first? */
+async function checkHotWindows(ctx: RateContext, prefix: string): Promise<{ exact: number; checked: number; mismatch: string | null }> {
+  const rows = await ctx.pool.query<{ sensor_id: string; value: number; ms: string }>(
+    `SELECT sensor_id, value, (extract(epoch FROM timestamp) * 1000)::bigint AS ms FROM (
+       SELECT sensor_id, value, timestamp,
+              row_number() OVER (PARTITION BY sensor_id ORDER BY timestamp DESC) AS rn
+       FROM sensor_readings WHERE sensor_type = $1 AND starts_with(sensor_id, $2)) t
+     WHERE rn <= $3 ORDER BY sensor_id, timestamp`,
+    [LOAD_TYPE, prefix, ctx.windowSize],
+  );
+  const expected = new Map<string, Entry[]>();
+  for (const r of rows.rows) {
+    let list = expected.get(r.sensor_id);
+    if (!list) expected.set(r.sensor_id, (list = []));
+    list.push({ value: Number(r.value), ms: Number(r.ms) });
+  }
+  const ids = Array.from({ length: ctx.sensors }, (_, n) => `${prefix}s${n}`);
+  let exact = 0;
+  let mismatch: string | null = null;
+  const check = async (id: string) => {
+    try {
+      await checkOne(id);
+    } catch (err) {
+      // A target that crashed or stopped answering: not exact, and say why.
+      if (!mismatch) mismatch = `${id}: ${(err as Error).message}`;
+    }
+  };
+  const checkOne = async (id: string) => {
+    let actual: Entry[];
+    if (ctx.target.name === 'app') {
+      const url = `${ctx.target.httpUrl}/api/sensor-readings/buffer/?sensor_type=${LOAD_TYPE}&sensor_id=${encodeURIComponent(id)}`;
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      const body = (await res.json()) as { readings?: { value: number; timestamp: string }[] };
+      if (res.status !== 200 || !Array.isArray(body.readings)) throw new Error(`GET buffer for ${id}: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
+      actual = body.readings.map((e) => ({ value: e.value, ms: Date.parse(e.timestamp) }));
+    } else {
+      const list = await ctx.redis.lrange(`${ctx.redisPrefix}window:${LOAD_TYPE}:${id}`, 0, -1);
+      actual = list.map((s) => {
+        const e = JSON.parse(s) as { value: number; timestamp: string };
+        return { value: e.value, ms: Date.parse(e.timestamp) };
+      });
+    }
+    const want = expected.get(id) ?? [];
+    if (sameEntries(actual, want)) exact++;
+    else if (!mismatch) {
+      const show = (l: Entry[]) => `${l.length} entries, last ${l.length ? `${l[l.length - 1].value}@${l[l.length - 1].ms}` : '-'}`;
+      mismatch = `${id}: window ${show(actual)}; stored ${show(want)}`;
+    }
+  };
+  for (let i = 0; i < ids.length; i += 10) await Promise.all(ids.slice(i, i + 10).map(check));
+  return { exact, checked: ids.length, mismatch };
+}
+
+/** Publish → write latency from created_at (clock_timestamp() default) and each reading's send time. */
+async function commitLatencies(ctx: RateContext, prefix: string, sendTimes: Float64Array): Promise<Summary> {
+  const r = await ctx.pool.query({
+    text: `SELECT value, extract(epoch FROM created_at)::float8 * 1000 AS ms FROM sensor_readings
+           WHERE sensor_type = $1 AND starts_with(sensor_id, $2)`,
+    values: [LOAD_TYPE, prefix],
+    rowMode: 'array',
+  });
+  const lat = new Float64Array(r.rows.length);
+  let n = 0;
+  for (const row of r.rows as [number, number][]) {
+    const seq = row[0];
+    const sent = seq >= 0 && seq < sendTimes.length ? sendTimes[seq] : NaN;
+    if (!Number.isNaN(sent)) lat[n++] = row[1] - (sent + ctx.wallOffset);
+  }
+  return summarize(lat.subarray(0, n));
+}
+
+export async function runRate(ctx: RateContext, rate: number, seconds: number, sensorPrefix: string): Promise<RateResult> {
+  const { target, broker, ws } = ctx;
+  const hwmReset = resetPeakMemory(target.pid);
+  const sampler = new RssSampler(target.pid, 200);
+  const pidsPg = () => pidsByComm('postgres');
+  const pidsRedis = () => pidsByComm('redis-server');
+  const snapshot = () => ({
+    pipeline: cpuSnapshot([target.pid]),
+    mosquitto: cpuSnapshot([broker.pid]),
+    postgres: cpuSnapshot(pidsPg()),
+    redis: cpuSnapshot(pidsRedis()),
+    bench: process.cpuUsage(),
+    at: monoMs(),
+  });
+  // Taken again once the publishers are connected, so their start-up is not counted.
+  let cpu0 = snapshot();
+  const sys0 = broker.sys();
+
+  const load = await startLoad(
+    {
+      url: broker.url,
+      topicPrefix: ctx.topicPrefix,
+      sensorPrefix,
+      sensors: ctx.sensors,
+      publishers: ctx.publishers,
+      rate,
+      seconds,
+      location: LOAD_LOCATION,
+      sensorType: LOAD_TYPE,
+      unit: LOAD_UNIT,
+      clientIdBase: ctx.clientIdBase,
+    },
+    (sendTimes) => {
+      ws.track(sensorPrefix, sendTimes);
+      cpu0 = snapshot();
+      ctx.onLoadStart?.();
+    },
+  );
+  const res = await load.done;
+  const wsAtLoadEnd = ws.received;
+  const storedAtLoadEnd = await countStored(ctx.pool, sensorPrefix);
+
+  // Drain: until both counts are complete, or stop growing for 3 s, at most drainMaxSeconds.
+  const drainStart = monoMs();
+  let drained = false;
+  let last = { stored: storedAtLoadEnd, ws: wsAtLoadEnd };
+  let still = 0;
+  let stored = storedAtLoadEnd;
+  for (let i = 0; i < ctx.drainMaxSeconds * 4; i++) {
+    stored = await countStored(ctx.pool, sensorPrefix);
+    if (stored >= res.sent && ws.received >= res.sent) {
+      drained = true;
+      break;
+    }
+    if (stored === last.stored && ws.received === last.ws) {
+      if (++still >= 12) break;
+    } else {
+      still = 0;
+    }
+    last = { stored, ws: ws.received };
+    await sleep(250);
+  }
+  const drainSeconds = (monoMs() - drainStart) / 1000;
+  ctx.onDrained?.();
+  // Late duplicates (a redelivery after the last new message) get a moment to show.
+  await sleep(300);
+
+  const peakRssSampled = sampler.stop();
+  const mem = memoryOf(target.pid);
+  const cpu = {
+    pipeline: cpuDelta(cpu0.pipeline, cpuSnapshot([target.pid])),
+    mosquitto: cpuDelta(cpu0.mosquitto, cpuSnapshot([broker.pid])),
+    postgres: cpuDelta(cpu0.postgres, cpuSnapshot(pidsPg())),
+    redis: cpuDelta(cpu0.redis, cpuSnapshot(pidsRedis())),
+    bench: (() => {
+      const u = process.cpuUsage(cpu0.bench);
+      return (u.user + u.system) / 1e6;
+    })(),
+    wallSeconds: (monoMs() - cpu0.at) / 1000,
+  };
+  const wsReceived = ws.received;
+  const wsDuplicates = ws.duplicates;
+  const latencyWs = summarize(ws.latencies.values());
+
+  stored = await countStored(ctx.pool, sensorPrefix);
+  const lastRow = await ctx.pool.query<{ ms: number | null }>(
+    'SELECT extract(epoch FROM max(created_at))::float8 * 1000 AS ms FROM sensor_readings WHERE sensor_type = $1 AND starts_with(sensor_id, $2)',
+    [LOAD_TYPE, sensorPrefix],
+  );
+  const lastRowMono = lastRow.rows[0].ms === null ? 0 : lastRow.rows[0].ms - ctx.wallOffset;
+  const lastArrival = Math.max(ws.lastAt, lastRowMono);
+  const completionLagMs = lastArrival > 0 ? Math.max(0, lastArrival - res.endedAt) : NaN;
+  const throughput = lastArrival > res.startedAt ? Math.min(stored, wsReceived) / ((lastArrival - res.startedAt) / 1000) : 0;
+  const latencyCommit = await commitLatencies(ctx, sensorPrefix, res.sendTimes);
+  const hot = await checkHotWindows(ctx, sensorPrefix);
+  // $SYS is published every second: wait for a value taken after the drain.
+  await sleep(1200);
+  const sys1 = broker.sys();
+
+  const lost = res.sent - stored;
+  const lossless = lost === 0 && wsDuplicates === 0 && wsReceived === res.sent;
+  const elapsed = (res.endedAt - res.startedAt) / 1000;
+  return {
+    target: target.name,
+    rate,
+    seconds,
+    sent: res.sent,
+    acked: res.acked,
+    ackErrors: res.ackErrors,
+    publisherErrors: res.errors,
+    achievedRate: elapsed > 0 ? res.sent / elapsed : res.sent,
+    publisherMaxBehindMs: res.maxBehindMs,
+    brokerDropped: sys1.dropped - sys0.dropped,
+    brokerQueuedAfter: sys1.stored - sys0.stored,
+    stored,
+    storedAtLoadEnd,
+    wsReceived,
+    wsAtLoadEnd,
+    wsDuplicates,
+    wsOther: ws.other,
+    wsClosed: ws.closed,
+    lost,
+    hotWindowsExact: hot.exact,
+    hotWindowsChecked: hot.checked,
+    hotWindowMismatch: hot.mismatch,
+    latencyWs,
+    latencyCommit,
+    drainSeconds,
+    drained,
+    peakRssSampled: Math.max(peakRssSampled, mem?.rss ?? 0),
+    vmHwm: mem?.hwm ?? 0,
+    hwmReset,
+    cpu,
+    completionLagMs,
+    throughput,
+    keptUp: lossless && completionLagMs <= KEPT_UP_LAG_MS,
+    lossless,
+  };
+}

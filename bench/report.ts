@@ -1,0 +1,212 @@
+/**
+ * The bench's printed output: a table per rate (targets side by side), the highest lossless
+ * rates and their ratio, the targets of issue 6 with PASS/MISS, the REST table, the profile.
+ */
+import { KEPT_UP_LAG_MS, type RateResult } from './measure';
+import type { ProfileSummary } from './profile';
+import type { HttpLoadResult, SeedResult } from './rest';
+import { fmtMB, fmtMs, fmtNumber, highestLossless, ratio, renderTable, type Summary } from './stats';
+
+const lat = (s: Summary) => (s.count ? `${fmtMs(s.p50)} / ${fmtMs(s.p99)} / ${fmtMs(s.max)}` : '-');
+const cpu = (s: number) => fmtNumber(s, 1);
+
+export function rateTable(rate: number, byTarget: readonly RateResult[]): string {
+  const head = ['', ...byTarget.map((r) => r.target)];
+  const row = (label: string, f: (r: RateResult) => string) => [label, ...byTarget.map(f)];
+  const rows: string[][] = [
+    head,
+    row('sent (readings)', (r) => fmtNumber(r.sent)),
+    row('publish rate achieved (/s)', (r) => `${fmtNumber(r.achievedRate, 0)}${r.publisherMaxBehindMs > 250 ? ` (behind ${fmtNumber(r.publisherMaxBehindMs, 0)} ms)` : ''}`),
+    row('PUBACKed', (r) => fmtNumber(r.acked) + (r.ackErrors ? ` (${r.ackErrors} errors)` : '')),
+    row('broker dropped ($SYS)', (r) => fmtNumber(r.brokerDropped)),
+    row('broker still queued after drain', (r) => fmtNumber(Math.max(0, r.brokerQueuedAfter))),
+    row('stored in PostgreSQL', (r) => fmtNumber(r.stored)),
+    row('  of which by end of publishing', (r) => fmtNumber(r.storedAtLoadEnd)),
+    row('lost (sent - stored)', (r) => fmtNumber(r.lost)),
+    row('WebSocket received', (r) => fmtNumber(r.wsReceived) + (r.wsClosed ? ' (ws closed!)' : '')),
+    row('  of which by end of publishing', (r) => fmtNumber(r.wsAtLoadEnd)),
+    row('WebSocket duplicates', (r) => fmtNumber(r.wsDuplicates)),
+    row('hot windows exact', (r) => `${r.hotWindowsExact}/${r.hotWindowsChecked}`),
+    row('publish->WS ms p50/p99/max', (r) => lat(r.latencyWs)),
+    row('publish->row write ms p50/p99/max', (r) => lat(r.latencyCommit)),
+    row('last arrival after last publish (ms)', (r) => fmtNumber(r.completionLagMs, 0)),
+    row('pipeline throughput (/s)', (r) => fmtNumber(r.throughput, 0)),
+    row('drain after publishing (s)', (r) => `${fmtNumber(r.drainSeconds, 1)}${r.drained ? '' : ' (incomplete)'}`),
+    row('peak RSS (200 ms samples)', (r) => fmtMB(r.peakRssSampled)),
+    row('VmHWM', (r) => fmtMB(r.vmHwm) + (r.hwmReset ? '' : ' (lifetime)')),
+    row('CPU s pipeline process', (r) => cpu(r.cpu.pipeline)),
+    row('CPU s mosquitto', (r) => cpu(r.cpu.mosquitto)),
+    row('CPU s postgres (all)', (r) => cpu(r.cpu.postgres)),
+    row('CPU s redis', (r) => cpu(r.cpu.redis)),
+    row('CPU s bench (publishers, ws)', (r) => cpu(r.cpu.bench)),
+    row('wall s (publish + drain)', (r) => fmtNumber(r.cpu.wallSeconds, 1)),
+    row('LOSSLESS', (r) => (r.lossless ? 'yes' : 'NO')),
+    row(`kept up (lossless, done <= ${KEPT_UP_LAG_MS / 1000} s after)`, (r) => (r.keptUp ? 'yes' : 'no')),
+  ];
+  return `== ${fmtNumber(rate)} readings/s for ${byTarget[0]?.seconds ?? '?'} s ==\n${renderTable(rows)}`;
+}
+
+export function mismatchNotes(byTarget: readonly RateResult[]): string[] {
+  const out: string[] = [];
+  for (const r of byTarget) {
+    if (r.hotWindowMismatch) out.push(`  ${r.target}: first hot window mismatch: ${r.hotWindowMismatch}`);
+    if (r.publisherErrors.length) out.push(`  ${r.target}: publisher errors: ${r.publisherErrors.join('; ')}`);
+    if (r.wsOther) out.push(`  ${r.target}: ${r.wsOther} WebSocket messages of other readings (an earlier run's backlog?)`);
+  }
+  return out;
+}
+
+export interface TargetCheck {
+  name: string;
+  pass: boolean | null;
+  detail: string;
+}
+
+/** Highest rates, by the brief's definition (lossless) and the stricter one (lossless and kept up). */
+export function highestLines(results: Record<string, RateResult[]>): {
+  lines: string[];
+  app: number;
+  naive: number;
+  appKeptUp: number;
+  naiveKeptUp: number;
+} {
+  const best = (rs: RateResult[] | undefined, keptUp: boolean) =>
+    highestLossless((rs ?? []).map((r) => ({ rate: r.rate, lossless: keptUp ? r.keptUp : r.lossless })));
+  const both = !!results.app && !!results.naive;
+  const line = (label: string, a: number, n: number) => {
+    const r = both ? ratio(a, n) : null;
+    return `${label}: app ${results.app ? `${fmtNumber(a)}/s` : 'not run'}, naive ${results.naive ? `${fmtNumber(n)}/s` : 'not run'}, ratio ${
+      r === null ? (both ? 'n/a (naive at no rate)' : 'n/a') : `${fmtNumber(r, 2)}x`
+    }`;
+  };
+  const app = best(results.app, false);
+  const naive = best(results.naive, false);
+  const appKeptUp = best(results.app, true);
+  const naiveKeptUp = best(results.naive, true);
+  const lines = [
+    line('highest lossless rate', app, naive),
+    line(`highest lossless rate also kept up with (last reading <= ${KEPT_UP_LAG_MS / 1000} s after the last publish)`, appKeptUp, naiveKeptUp),
+    '  (lossless: lost = 0, duplicates = 0, WebSocket received = sent, after a drain of at most --drain-max s; a rate counts',
+    '   only when every lower rate passed too; capacity lies between it and the next rate tried. "Kept up" excludes a rate',
+    '   that was only lossless because the broker queued the excess and the drain wait let the pipeline catch up.)',
+  ];
+  return { lines, app, naive, appKeptUp, naiveKeptUp };
+}
+
+export function targetChecks(results: Record<string, RateResult[]>, rest: HttpLoadResult[] | null): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const app = results.app ?? [];
+  const naive = results.naive ?? [];
+  const best = highestLossless(app);
+  const bestNaive = highestLossless(naive);
+  if (app.length) {
+    checks.push({ name: 'app lossless >= 15 000/s', pass: best >= 15_000, detail: `${fmtNumber(best)}/s (rates tried: ${app.map((r) => r.rate).join(', ')})` });
+    const kept = highestLossless(app.map((r) => ({ rate: r.rate, lossless: r.keptUp })));
+    checks.push({ name: 'app lossless and kept up >= 15 000/s', pass: kept >= 15_000, detail: `${fmtNumber(kept)}/s` });
+    if (naive.length) {
+      const r = ratio(best, bestNaive);
+      checks.push({
+        name: 'app >= 5x naive',
+        pass: r === null ? best > 0 : r >= 5,
+        detail: r === null ? `naive lossless at no rate tried; app ${fmtNumber(best)}/s` : `${fmtNumber(r, 2)}x`,
+      });
+      const keptNaive = highestLossless(naive.map((x) => ({ rate: x.rate, lossless: x.keptUp })));
+      const rk = ratio(kept, keptNaive);
+      checks.push({
+        name: 'app >= 5x naive (both kept up)',
+        pass: rk === null ? kept > 0 : rk >= 5,
+        detail: rk === null ? `naive kept up at no rate tried; app ${fmtNumber(kept)}/s` : `${fmtNumber(rk, 2)}x`,
+      });
+    }
+    const at = (rate: number) => app.find((r) => r.rate === rate);
+    const r1k = at(1000);
+    checks.push(
+      r1k
+        ? { name: 'p99 publish->WS at 1 000/s < 10 ms', pass: r1k.latencyWs.p99 < 10, detail: `${fmtMs(r1k.latencyWs.p99)} ms` }
+        : { name: 'p99 publish->WS at 1 000/s < 10 ms', pass: null, detail: 'rate not run' },
+    );
+    const r10k = at(10_000);
+    checks.push(
+      r10k
+        ? { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: r10k.latencyWs.p99 < 50, detail: `${fmtMs(r10k.latencyWs.p99)} ms` }
+        : { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: null, detail: 'rate not run' },
+    );
+    const atBest = at(best);
+    if (atBest) {
+      const peak = Math.max(atBest.peakRssSampled, atBest.vmHwm);
+      checks.push({ name: 'peak memory at highest lossless rate < 250 MB', pass: peak < 250e6, detail: `${fmtMB(peak)} at ${fmtNumber(best)}/s` });
+    } else {
+      checks.push({ name: 'peak memory at highest lossless rate < 250 MB', pass: null, detail: 'no lossless rate' });
+    }
+    const peakAll = Math.max(...app.map((r) => Math.max(r.peakRssSampled, r.vmHwm)));
+    checks.push({ name: '(info) peak memory of the app over all rates', pass: null, detail: fmtMB(peakAll) });
+  }
+  if (rest) {
+    for (const r of rest) {
+      const failed = Object.values(r.failures).reduce((s, n) => s + n, 0);
+      checks.push({
+        name: `REST ${r.name} p99 < 20 ms`,
+        pass: r.latency.p99 < 20 && failed === 0,
+        detail: `${fmtMs(r.latency.p99)} ms${failed ? `, ${failed} failed requests` : ''}`,
+      });
+    }
+  }
+  return checks;
+}
+
+export function checksText(checks: readonly TargetCheck[]): string {
+  return renderTable([
+    ['target (issue 6)', 'result', 'measured'],
+    ...checks.map((c) => [c.name, c.pass === null ? '-' : c.pass ? 'PASS' : 'MISS', c.detail]),
+  ]);
+}
+
+export function restText(seed: SeedResult, rest: readonly HttpLoadResult[]): string {
+  const head = `== REST reads with ${fmtNumber(seed.rows)} readings stored (${seed.sensors} sensors, one every ${fmtNumber(seed.intervalMs / 1000, 1)} s each; seeded in ${fmtNumber(seed.seconds, 1)} s), ${rest[0]?.connections ?? 10} keep-alive connections ==`;
+  const rows = [
+    ['endpoint', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'non-200', 'body bytes'],
+    ...rest.map((r) => [
+      `${r.name} ${r.path}`,
+      fmtNumber(r.requests),
+      fmtNumber(r.rps, 0),
+      fmtMs(r.latency.p50),
+      fmtMs(r.latency.p99),
+      fmtMs(r.latency.max),
+      fmtNumber(Object.values(r.failures).reduce((s, n) => s + n, 0)),
+      fmtNumber(r.bodyBytes),
+    ]),
+  ];
+  return `${head}\n${renderTable(rows)}`;
+}
+
+export function profileText(p: ProfileSummary): string {
+  const groups = renderTable([
+    ['self time by module', 'ms', '% of busy'],
+    ...p.groups.map((g) => [g.group, fmtNumber(g.ms, 0), fmtNumber(g.pctBusy, 1)]),
+  ]);
+  const top = renderTable([
+    ['top self-time functions', 'where', 'group', 'ms', '%'],
+    ...p.top.map((t) => [t.fn, t.where, t.group, fmtNumber(t.ms, 0), fmtNumber(t.pctBusy, 1)]),
+  ]);
+  const inc = renderTable([
+    ['inclusive time (function and its callees)', 'ms', '% of busy'],
+    ...p.inclusive.map((t) => [t.fn, fmtNumber(t.ms, 0), fmtNumber(t.pctBusy, 1)]),
+  ]);
+  const writes = renderTable([
+    ['socket writes (write syscalls) asked for by', 'ms', '% of busy'],
+    ...p.socketWrites.map((w) => [w.group, fmtNumber(w.ms, 0), fmtNumber(w.pctBusy, 1)]),
+  ]);
+  return [
+    `== CPU profile of the app (${p.file}) ==`,
+    `profiled from the first publish to the end of the drain (1 ms sampling): ${fmtNumber(p.totalMs, 0)} ms sampled, ` +
+      `${fmtNumber(p.busyMs, 0)} ms busy (${fmtNumber(p.totalMs > 0 ? (100 * p.busyMs) / p.totalMs : 0, 1)} % of the main thread); ` +
+      'GC is V8 garbage collection caused by allocations anywhere',
+    groups,
+    '',
+    top,
+    '',
+    inc,
+    '',
+    writes,
+  ].join('\n');
+}

@@ -1,0 +1,359 @@
+/**
+ * `npm run bench`: throughput and latency of the HyperVolt app against the naive reference flow
+ * (issue 6), on this machine's PostgreSQL and Redis and a Mosquitto of the bench's own.
+ *
+ * For each target (app, naive) in turn: a fresh database, a Redis key prefix and a topic prefix
+ * of its own; start it, warm it up, then for each rate publish for N seconds, drain, measure,
+ * and clear the data (restarting the target when it did not drain, so a backlog never leaks into
+ * the next rate). Then the REST read check on the app with many readings stored. Prints a table
+ * per rate and the targets, and saves everything as JSON under bench-results/.
+ */
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { startBroker, type Broker } from './broker';
+import { installSignalHandlers, onCleanup, runCleanups } from './cleanup';
+import { monoMs, startLoad, wallOffsetMs, WsCollector } from './load';
+import { LOAD_TYPE, runRate, type RateContext, type RateResult } from './measure';
+import { HELP, parseOptions, type BenchOptions } from './options';
+import { summarizeProfile, type ProfileSummary } from './profile';
+import { httpLoad, seedReadings, type HttpLoadResult, type SeedResult } from './rest';
+import {
+  checksText,
+  highestLines,
+  mismatchNotes,
+  profileText,
+  rateTable,
+  restText,
+  targetChecks,
+} from './report';
+import { createBenchDatabase, openBenchRedis, REDIS_DB, RUN_ID, type BenchDatabase, type BenchRedis } from './services';
+import { fmtNumber } from './stats';
+import { ROOT, startTarget, type RunningTarget, type TargetName } from './targets';
+
+const log = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface TargetState {
+  name: TargetName;
+  db: BenchDatabase;
+  redisPrefix: string;
+  topicPrefix: string;
+  target: RunningTarget | null;
+  ws: WsCollector | null;
+}
+
+interface Env {
+  opts: BenchOptions;
+  broker: Broker;
+  redis: BenchRedis;
+  tmpDir: string;
+  profDir: string | null;
+  wallOffset: number;
+}
+
+/** SIGUSR2 to the app when its profiling hook is loaded (else the signal would end it). */
+function toggleProfiler(env: Env, s: TargetState): void {
+  if (!env.profDir || s.name !== 'app' || !s.target) return;
+  if (!fs.existsSync(path.join(env.profDir, `ready-${s.target.pid}`))) {
+    log('  the profiling hook is not loaded in the app: no profile');
+    return;
+  }
+  process.kill(s.target.pid, 'SIGUSR2');
+}
+
+function context(env: Env, s: TargetState): RateContext {
+  return {
+    onLoadStart: () => toggleProfiler(env, s),
+    onDrained: () => toggleProfiler(env, s),
+    broker: env.broker,
+    target: s.target!,
+    pool: s.db.pool,
+    redis: env.redis.client,
+    redisPrefix: s.redisPrefix,
+    ws: s.ws!,
+    topicPrefix: s.topicPrefix,
+    sensors: env.opts.sensors,
+    publishers: env.opts.publishers,
+    windowSize: env.opts.windowSize,
+    drainMaxSeconds: env.opts.drainMaxSeconds,
+    wallOffset: env.wallOffset,
+    clientIdBase: `hvbench-${RUN_ID}-load`,
+    log,
+  };
+}
+
+/**
+ * Publishes `rate` × `seconds` readings of sensors `{prefix}s{n}` and waits (at most `maxWaitS`)
+ * until the WebSocket has seen every one: proves the target's flow runs end to end.
+ */
+async function publishAndAwait(env: Env, s: TargetState, prefix: string, rate: number, seconds: number, maxWaitS: number): Promise<boolean> {
+  const ws = s.ws!;
+  const load = await startLoad(
+    {
+      url: env.broker.url,
+      topicPrefix: s.topicPrefix,
+      sensorPrefix: prefix,
+      sensors: env.opts.sensors,
+      publishers: Math.min(2, env.opts.publishers),
+      rate,
+      seconds,
+      location: 'bench',
+      sensorType: LOAD_TYPE,
+      unit: 'W',
+      clientIdBase: `hvbench-${RUN_ID}-${prefix}`,
+    },
+    (times) => ws.track(prefix, times),
+  );
+  const res = await load.done;
+  const deadline = monoMs() + maxWaitS * 1000;
+  while (ws.received < res.sent && monoMs() < deadline) await sleep(100);
+  return ws.received >= res.sent;
+}
+
+async function clearData(env: Env, s: TargetState): Promise<void> {
+  await s.db.clear();
+  await env.redis.deletePrefix(s.redisPrefix);
+}
+
+async function startWarm(env: Env, s: TargetState): Promise<void> {
+  // Node 20 refuses --cpu-prof in NODE_OPTIONS: preload a hook that profiles between two SIGUSR2.
+  const hook = path.join(__dirname, 'cpu-prof-hook.js');
+  const extraEnv =
+    env.profDir && s.name === 'app'
+      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require "${hook}"`.trim(), HVB_CPU_PROF_DIR: env.profDir }
+      : undefined;
+  log(`starting ${s.name}`);
+  s.target = await startTarget({
+    name: s.name,
+    broker: env.broker,
+    runId: RUN_ID,
+    tmpDir: env.tmpDir,
+    databaseUrl: s.db.url,
+    redisUrl: env.redis.url,
+    redisPrefix: s.redisPrefix,
+    topicPrefix: s.topicPrefix,
+    windowSize: env.opts.windowSize,
+    extraEnv,
+  });
+  s.ws = new WsCollector(s.target.wsUrl);
+  await s.ws.connect(30_000);
+  // Warm-up: 2 000 readings at 1 000/s through the whole flow (subscription live, JIT warm).
+  const ok = await publishAndAwait(env, s, 'warm_', 1000, 2, 30);
+  if (!ok) {
+    throw new Error(`${s.name}: the warm-up readings did not all reach the WebSocket (${s.ws.received} seen).\nlogs:\n${s.target.logs().slice(-4000)}`);
+  }
+  await clearData(env, s);
+  log(`${s.name} is up (pid ${s.target.pid}) and warmed up`);
+}
+
+async function stopTarget(s: TargetState): Promise<void> {
+  s.ws?.close();
+  s.ws = null;
+  if (s.target) await s.target.stop();
+  s.target = null;
+}
+
+async function restCheck(env: Env, s: TargetState): Promise<{ seed: SeedResult; results: HttpLoadResult[] }> {
+  const { opts } = env;
+  log(`REST check: seeding ${fmtNumber(opts.restRows)} readings with generate_series`);
+  const seed = await seedReadings(s.db.pool, opts.restRows, opts.sensors, log);
+  log(`  seeded ${fmtNumber(seed.rows)} rows in ${seed.seconds.toFixed(1)} s`);
+  // Fill the hot windows (window size readings per sensor) through MQTT, as a Pi would.
+  const perSecond = Math.min(5000, opts.sensors * opts.windowSize);
+  const ok = await publishAndAwait(env, s, 'hot_', perSecond, (opts.sensors * opts.windowSize) / perSecond, 60);
+  if (!ok) log('  warning: not every hot-window reading reached the WebSocket');
+  const base = s.target!.httpUrl;
+  let i = 0;
+  const endpoints: [string, () => string, string?][] = [
+    ['latest', () => '/api/sensor-readings/latest/'],
+    [
+      'buffer',
+      () => `/api/sensor-readings/buffer/?sensor_type=${LOAD_TYPE}&sensor_id=hot_s${i++ % opts.sensors}`,
+      `/api/sensor-readings/buffer/?sensor_type=${LOAD_TYPE}&sensor_id=hot_s{0..${opts.sensors - 1}}`,
+    ],
+    ['filtered first page', () => '/api/sensor-readings/?sensor_type=ldr&page=1'],
+    ['recent 1 h', () => '/api/sensor-readings/recent/?hours=1'],
+  ];
+  const results: HttpLoadResult[] = [];
+  for (const [name, next, shown] of endpoints) {
+    log(`  ${name}: ${opts.restConnections} connections for ${opts.restSeconds} s`);
+    results.push(await httpLoad(name, base, next, opts.restSeconds, opts.restConnections, shown));
+  }
+  return { seed, results };
+}
+
+function machineInfo() {
+  return {
+    host: os.hostname(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    memoryMB: Math.round(os.totalmem() / 1e6),
+    loadavg: os.loadavg(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+  };
+}
+
+async function main(): Promise<number> {
+  const parsed = parseOptions(process.argv.slice(2));
+  if (parsed === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const opts = parsed;
+  installSignalHandlers();
+  if (process.platform !== 'linux') throw new Error('the bench reads /proc: it runs on Linux only');
+
+  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-bench-'));
+  onCleanup(`temp dir ${tmpDir}`, () => fs.rmSync(tmpDir, { recursive: true, force: true }));
+  const resultsDir = path.join(ROOT, 'bench-results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const profDir = opts.profile ? path.join(tmpDir, 'cpu-prof') : null;
+  if (profDir) fs.mkdirSync(profDir);
+
+  const machine = machineInfo();
+  log(
+    `HyperVolt bench ${RUN_ID}: rates ${opts.rates.join(', ')} readings/s × ${opts.seconds} s, targets ${opts.targets.join(', ')}, ` +
+      `${opts.sensors} sensors, ${opts.publishers} publishers, QoS 1; ${machine.cpus} CPUs, load ${machine.loadavg.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  const broker = await startBroker(tmpDir, { maxInflight: opts.maxInflight });
+  log(`bench broker: mosquitto pid ${broker.pid} on ${broker.url} (max_queued_messages 0 = unlimited, max_inflight_messages ${opts.maxInflight})`);
+  const redis = await openBenchRedis(`hvbench:${RUN_ID}:`);
+  const env: Env = { opts, broker, redis, tmpDir, profDir, wallOffset: wallOffsetMs() };
+
+  const results: Record<string, RateResult[]> = {};
+  const profileRuns: { rate: number; file: string }[] = [];
+  let rest: { seed: SeedResult; results: HttpLoadResult[] } | null = null;
+
+  for (const name of opts.targets) {
+    log(`--- target ${name} ---`);
+    const s: TargetState = {
+      name,
+      db: await createBenchDatabase(name),
+      redisPrefix: `hvbench:${RUN_ID}:${name}:`,
+      topicPrefix: `hvbench_${RUN_ID}_${name}`,
+      target: null,
+      ws: null,
+    };
+    results[name] = [];
+    try {
+      await startWarm(env, s);
+      for (const rate of opts.rates) {
+        log(`${name}: ${fmtNumber(rate)} readings/s for ${opts.seconds} s`);
+        const profiles = () => (env.profDir ? fs.readdirSync(env.profDir).filter((f) => f.endsWith('.cpuprofile')) : []);
+        const before = new Set(profiles());
+        const r = await runRate(context(env, s), rate, opts.seconds, `r${rate}_`);
+        if (env.profDir && name === 'app') {
+          let fresh: string[] = [];
+          for (let i = 0; i < 300 && fresh.length === 0; i++) {
+            fresh = profiles().filter((f) => !before.has(f));
+            if (fresh.length === 0) await sleep(100);
+          }
+          if (fresh.length === 0) log('  no CPU profile appeared within 30 s');
+          else profileRuns.push({ rate, file: path.join(env.profDir, fresh[0]) });
+        }
+        results[name].push(r);
+        log(
+          `  sent ${fmtNumber(r.sent)}, stored ${fmtNumber(r.stored)}, ws ${fmtNumber(r.wsReceived)} (dup ${r.wsDuplicates}), ` +
+            `p99 ws ${r.latencyWs.p99.toFixed(1)} ms, done ${r.completionLagMs.toFixed(0)} ms after the last publish, ` +
+            `${r.lossless ? 'lossless' : 'NOT lossless'}${r.keptUp ? ', kept up' : ''}`,
+        );
+        if (!r.drained || r.wsClosed) {
+          log(`  ${name} did not drain: restarting it so the backlog does not reach the next rate`);
+          await stopTarget(s);
+          await clearData(env, s);
+          if (rate !== opts.rates[opts.rates.length - 1] || (name === 'app' && opts.restRows > 0)) await startWarm(env, s);
+        } else {
+          await clearData(env, s);
+        }
+      }
+      if (name === 'app' && opts.restRows > 0) {
+        if (!s.target) await startWarm(env, s);
+        rest = await restCheck(env, s);
+      }
+    } finally {
+      await stopTarget(s);
+      await s.db.drop();
+    }
+  }
+
+  // One profile per rate, each from the first publish to the end of the drain; kept in bench-results/.
+  const profiles: (ProfileSummary & { rate: number })[] = [];
+  for (const { rate, file } of profileRuns) {
+    const kept = path.join(resultsDir, `app-${stamp}-${rate}.cpuprofile`);
+    fs.copyFileSync(file, kept);
+    profiles.push({ ...summarizeProfile(kept), file: path.relative(ROOT, kept), rate });
+  }
+
+  // ---- output ----
+  const out: string[] = [];
+  out.push('');
+  out.push(
+    `HyperVolt bench ${new Date().toISOString()} — ${machine.cpus} CPUs (${machine.cpuModel}), ${fmtNumber(machine.memoryMB)} MB, ${machine.node}; ` +
+      `${opts.sensors} sensors, ${opts.publishers} mqtt.js publishers, QoS 1, Mosquitto 127.0.0.1:${broker.port} (bench's own), ` +
+      `PostgreSQL + Redis db ${REDIS_DB} of this machine`,
+  );
+  out.push(
+    'Latency: publish->WS uses each reading\'s send time recorded by the publisher (monotonic clock, same process) and the bench\'s ' +
+      'WebSocket receive time; publish->row write uses created_at = clock_timestamp() (set as the column default in the bench ' +
+      'databases), i.e. when the row was written by its INSERT, just before that batch commits.',
+  );
+  for (const rate of opts.rates) {
+    const byTarget = opts.targets.map((t) => results[t]?.find((r) => r.rate === rate)).filter((r): r is RateResult => !!r);
+    if (byTarget.length === 0) continue;
+    out.push('');
+    out.push(rateTable(rate, byTarget));
+    out.push(...mismatchNotes(byTarget));
+  }
+  const dropped = Object.values(results).flat().reduce((s, r) => s + r.brokerDropped, 0);
+  out.push('');
+  out.push(
+    dropped === 0
+      ? 'broker: dropped nothing ($SYS/broker/publish/messages/dropped unchanged over every rate)'
+      : `broker: DROPPED ${fmtNumber(dropped)} messages ($SYS/broker/publish/messages/dropped) — losses may be the broker's, not the pipeline's`,
+  );
+  const hl = highestLines(results);
+  out.push('', ...hl.lines);
+  if (rest) out.push('', restText(rest.seed, rest.results));
+  out.push('', checksText(targetChecks(results, rest?.results ?? null)));
+  for (const p of profiles) out.push('', `-- at ${fmtNumber(p.rate)} readings/s --`, profileText(p));
+  out.push('');
+  process.stdout.write(out.join('\n'));
+
+  const file = opts.out ? path.resolve(opts.out) : path.join(resultsDir, `bench-${opts.quick ? 'quick-' : opts.profile ? 'profile-' : ''}${stamp}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        runId: RUN_ID,
+        at: new Date().toISOString(),
+        machine,
+        options: opts,
+        broker: { port: broker.port, maxInflight: opts.maxInflight, droppedTotal: dropped },
+        results,
+        highestLossless: { app: hl.app, naive: hl.naive, appKeptUp: hl.appKeptUp, naiveKeptUp: hl.naiveKeptUp },
+        rest,
+        checks: targetChecks(results, rest?.results ?? null),
+        profiles,
+      },
+      null,
+      2,
+    ),
+  );
+  process.stdout.write(`results saved to ${path.relative(process.cwd(), file)}\n`);
+  return 0;
+}
+
+main()
+  .then(async (code) => {
+    await runCleanups();
+    process.exit(code);
+  })
+  .catch(async (err) => {
+    process.stderr.write(`[bench] failed: ${(err as Error).stack ?? err}\n`);
+    await runCleanups();
+    process.exit(1);
+  });
