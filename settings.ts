@@ -2,15 +2,15 @@
  * Node-RED settings of the HyperVolt app, compiled to dist/settings.js. Node-RED `require()`s a
  * settings file, so this module reads the environment when it is loaded: app/main.ts reads
  * `.env` and fills in the defaults first (a stock `node-red --settings dist/settings.js` would
- * need every variable the flow uses set by hand, and gets no embedded broker, 404/405 fallback
- * or WebSocket guard: use `npm start`).
+ * need every variable the flow uses set by hand, and gets no embedded broker, 404/405 fallback,
+ * security headers, editor guard, rate limits or WebSocket limits: use `npm start`).
  */
 import fs from 'fs';
 import type { IncomingMessage } from 'http';
 import path from 'path';
 import { apiMiddleware } from './app/api-middleware';
 import { credentialSecret } from './app/credentials';
-import { checkUpgrade, corsOptions, parseOrigins, tokensFromEnv } from './app/security';
+import { checkUpgrade, corsOptions, parseOrigins, securityHeaders, splitWsProtocols, tokensFromEnv } from './app/security';
 
 const env = process.env;
 /** The repository root: this file runs as dist/settings.js. */
@@ -69,22 +69,32 @@ const settings = {
   apiMaxLength: '1mb',
   ...(corsOptions(origins) ? { httpNodeCors: corsOptions(origins) } : {}),
   httpNodeMiddleware: apiMiddleware(tokens),
+  // The WebSocket upgrade: Origin allow-list and tokens (`?token=`, a `bearer.<token>`
+  // subprotocol, or `Authorization: Bearer`). The limits (clients, message size, send buffer,
+  // ping) are app/ws-guard.ts, which `npm start` installs on the HTTP server.
   webSocketNodeVerifyClient(
     info: { origin?: string; req: IncomingMessage; secure?: boolean },
-    cb: (ok: boolean, code?: number, message?: string) => void,
+    cb: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void,
   ) {
+    const req = info.req;
+    const protocol = req.headers['sec-websocket-protocol'];
     const denial = checkUpgrade(
-      {
-        origin: info.origin,
-        url: info.req.url,
-        host: info.req.headers.host,
-        authorization: info.req.headers.authorization,
-      },
+      { origin: info.origin, url: req.url, host: req.headers.host, authorization: req.headers.authorization, protocol },
       tokens,
       origins,
     );
-    if (denial) cb(false, denial.status, denial.message);
-    else cb(true);
+    if (denial) {
+      cb(false, denial.status, denial.message, securityHeaders('/ws/'));
+      return;
+    }
+    // `ws` answers with the first offered subprotocol: a token must never be sent back (it would
+    // land in proxy logs and in this test suite's canary check), so it is taken out of the offer.
+    const split = splitWsProtocols(protocol);
+    if (split.token !== undefined) {
+      if (split.others.length > 0) req.headers['sec-websocket-protocol'] = split.others.join(', ');
+      else delete req.headers['sec-websocket-protocol'];
+    }
+    cb(true);
   },
 
   logging: {

@@ -8,7 +8,7 @@
  * 413 for more than 1 MiB, 415 for a body that is not JSON, always JSON.
  */
 import type { IncomingMessage, ServerResponse } from 'http';
-import { bearerToken, checkApiAccess, isApiPath, type Tokens } from './security';
+import { bearerToken, checkApiAccess, isApiPath, isGuardedPath, type Tokens } from './security';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -100,11 +100,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ raw: Bu
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** The middleware for `settings.httpNodeMiddleware`; only `/api/...` requests are touched. */
+/** The middleware for `settings.httpNodeMiddleware`; only `/api/...` (and `/metrics` for the token) are touched. */
 export function apiMiddleware(tokens: Tokens, limit = MAX_BODY_BYTES) {
   return function hypervoltApi(req: Req, res: ServerResponse, next: Next): void {
     const path = req.path ?? new URL(req.url ?? '/', 'http://x').pathname;
-    if (!isApiPath(path)) {
+    if (!isGuardedPath(path)) {
       next();
       return;
     }
@@ -114,7 +114,7 @@ export function apiMiddleware(tokens: Tokens, limit = MAX_BODY_BYTES) {
       sendJson(res, denial.status, denial.body, headers);
       return;
     }
-    if (!BODY_METHODS.has((req.method ?? '').toUpperCase()) || req._body) {
+    if (!isApiPath(path) || !BODY_METHODS.has((req.method ?? '').toUpperCase()) || req._body) {
       next();
       return;
     }

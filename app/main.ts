@@ -12,7 +12,8 @@ import { apiFallback, jsonErrorHandler, type RouteLayer } from './api-fallback';
 import { chooseBroker, redactUrl, type BrokerChoice } from './broker';
 import { seedCredentials } from './credentials';
 import { checkEnv, envDefaults, exposureProblem, loadEnvFile, splitUrlCredentials } from './env';
-import { installWsGuard } from './ws-guard';
+import { clientErrorHandler, flowSecurityWarnings, httpHardening, securityEnvDefaults, securityEnvProblems, wsGuardOptions } from './hardening';
+import { installWsGuard, type NodeRedNodes } from './ws-guard';
 
 /** dist/app/main.js → the repository root. */
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -78,9 +79,9 @@ export async function main(): Promise<void> {
     fail(`cannot read ${envFile}: ${(err as Error).message}`, 2);
   }
   if (loaded) log.info(`read ${loaded.length} setting(s) from ${envFile}`);
-  Object.assign(env, envDefaults(env, ROOT));
+  Object.assign(env, envDefaults(env, ROOT), securityEnvDefaults(env));
 
-  const problems = checkEnv(env);
+  const problems = [...checkEnv(env), ...securityEnvProblems(env)];
   if (problems.length > 0) fail(`invalid configuration:\n  - ${problems.join('\n  - ')}`, 2);
   const exposure = exposureProblem(env);
   if (exposure) fail(exposure, 2);
@@ -117,6 +118,7 @@ export async function main(): Promise<void> {
   } catch (err) {
     log.warn(`could not prepare node credentials: ${(err as Error).message}`);
   }
+  for (const warning of flowSecurityWarnings(settings.flowFile, env)) log.warn(warning);
 
   // 4. Node-RED on our HTTP server.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -124,8 +126,11 @@ export async function main(): Promise<void> {
   const express = loadExpress();
   const app = express();
   app.disable('x-powered-by');
+  app.use(httpHardening(env, settings.httpAdminRoot)); // headers, editor guard, CORS, write Origin, rate limits
   const server = http.createServer(app);
-  const wsGuard = installWsGuard(server, { log: log.warn }); // before Node-RED's upgrade listener
+  server.on('clientError', clientErrorHandler); // unparsable requests get the security headers too
+  // Before Node-RED's upgrade listener: client cap, message size, send buffer, ping (app/ws-guard.ts).
+  const wsGuard = installWsGuard(server, { ...wsGuardOptions(env, RED as unknown as NodeRedNodes, settings.httpAdminRoot), log: log.warn });
   RED.init(server, settings);
   app.use(settings.httpAdminRoot, RED.httpAdmin);
   app.use(settings.httpNodeRoot, RED.httpNode);

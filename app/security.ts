@@ -1,6 +1,7 @@
 /**
- * Who may call the API: bearer tokens for REST, `?token=` and an Origin check for WebSocket
- * upgrades (CONTRACT sections 3 and 6). Pure decisions, no Express: settings.ts wires them in.
+ * Who may call the API: bearer tokens for REST, `?token=` (or a `bearer.` subprotocol) and an
+ * Origin check for WebSocket upgrades (CONTRACT sections 3 and 6), CORS and the security headers
+ * of every response. Pure decisions, no Express: settings.ts and app/hardening.ts wire them in.
  */
 import { createHash, timingSafeEqual } from 'crypto';
 
@@ -40,9 +41,14 @@ export function bearerToken(header: string | string[] | undefined): string | und
   return m ? m[1] : undefined;
 }
 
-/** True for paths under the REST API, the only ones the tokens guard. */
+/** True for paths under the REST API. */
 export function isApiPath(path: string): boolean {
   return path === '/api' || path.startsWith('/api/');
+}
+
+/** The paths the tokens guard: the REST API and the Prometheus metrics (a read like any other). */
+export function isGuardedPath(path: string): boolean {
+  return isApiPath(path) || path === '/metrics' || path === '/metrics/';
 }
 
 /**
@@ -77,29 +83,136 @@ export function parseOrigins(value: string | undefined): string[] {
     .filter((s) => s !== '');
 }
 
-/** The `cors` options for `httpNodeCors`, or undefined when no origin is allowed cross-site. */
-export function corsOptions(origins: string[]): { origin: string | string[]; methods: string; credentials: boolean } | undefined {
+/**
+ * The `cors` options for `httpNodeCors`, or undefined when no origin is allowed cross-site.
+ * Never credentials: the API takes bearer tokens in `Authorization`, not cookies, so a browser
+ * never needs `credentials: 'include'`; and `*` with credentials would let any site use a
+ * logged-in browser. `Retry-After` is exposed so a page can honour a 429.
+ */
+export function corsOptions(
+  origins: string[],
+): { origin: string | string[]; methods: string; credentials: false; exposedHeaders: string; maxAge: number } | undefined {
   if (origins.length === 0) return undefined;
   return {
     origin: origins.includes('*') ? '*' : origins,
     methods: 'GET,HEAD,PUT,PATCH,POST,DELETE',
     credentials: false,
+    exposedHeaders: 'Retry-After',
+    maxAge: 600,
   };
 }
 
 /**
- * Whether a WebSocket upgrade's `Origin` is acceptable: no Origin (not a browser) passes; with
- * CORS_ORIGIN set it must be listed; without, only a page served by this host may connect.
+ * The CORS headers of an actual (not preflight) API response to a request from `origin`, the same
+ * as `corsOptions` gives the routes of the flow: set by the app on every /api/ answer so that its
+ * own answers (401, 404, 413, 429...) are readable by an allowed page too.
+ */
+export function corsHeaders(origin: string | undefined, origins: string[]): Record<string, string> {
+  if (origins.length === 0) return {};
+  if (origins.includes('*')) return { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'Retry-After' };
+  const o = (origin ?? '').trim().replace(/\/+$/, '');
+  if (o && origins.includes(o)) {
+    return { 'access-control-allow-origin': o, 'access-control-expose-headers': 'Retry-After', vary: 'Origin' };
+  }
+  return { vary: 'Origin' };
+}
+
+/** On every response of the app: no sniffing, no framing, no referrer, no cross-site embedding. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-site',
+});
+
+/** Also on API and WebSocket answers: JSON is never cached, never a document that runs anything. */
+export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+});
+
+/** The security headers for a response to `path`. */
+export function securityHeaders(path: string): Record<string, string> {
+  const api = isGuardedPath(path) || path === '/ws' || path.startsWith('/ws/');
+  return api ? { ...SECURITY_HEADERS, ...API_SECURITY_HEADERS } : { ...SECURITY_HEADERS };
+}
+
+/** True when `origin` (e.g. `http://h:1880`) names the same host and port as the `Host` header. */
+export function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin.trim()).host.toLowerCase() === host.trim().toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a browser `Origin` may use the API or the WebSocket: no Origin (not a browser) passes; a
+ * page of this host passes; else it must be listed in CORS_ORIGIN (or CORS_ORIGIN is `*`).
  */
 export function originAllowed(origin: string | undefined, allowed: string[], host: string | undefined): boolean {
   if (!origin) return true;
   const o = origin.trim().replace(/\/+$/, '');
-  if (allowed.length > 0) return allowed.includes('*') || allowed.includes(o);
-  try {
-    return host !== undefined && new URL(o).host.toLowerCase() === host.trim().toLowerCase();
-  } catch {
-    return false;
+  if (allowed.includes('*') || allowed.includes(o)) return true;
+  return sameOrigin(o, host);
+}
+
+/** The host name of a `Host` header, without port or IPv6 brackets. */
+export function hostnameOf(hostHeader: string | undefined): string {
+  const h = (hostHeader ?? '').trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end === -1 ? h.slice(1) : h.slice(1, end);
   }
+  const colon = h.lastIndexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
+}
+
+function loopbackName(name: string): boolean {
+  if (name === 'localhost' || name.endsWith('.localhost') || name === '::1') return true;
+  const v4 = name.startsWith('::ffff:') ? name.slice(7) : name;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+export interface AdminRequestInfo {
+  origin?: string;
+  host?: string;
+  /** Whether the request carries `Forwarded`, `X-Forwarded-For` or `X-Real-IP` (came through a proxy). */
+  forwarded?: boolean;
+}
+
+export const CROSS_ORIGIN_EDITOR = 'Cross-origin requests to the editor are refused.';
+export const EDITOR_LOCAL_ONLY =
+  'The editor has no login (ADMIN_USER, ADMIN_PASSWORD_HASH), so it only answers requests made directly on this machine.';
+
+/**
+ * Why a request to the editor or its admin API must be refused, or null. Without an editor login
+ * anyone who can make a request can deploy code, and Node-RED answers its admin API with
+ * `Access-Control-Allow-Origin: *`, so any web page the user visits could drive a Node-RED on
+ * 127.0.0.1. So without a login only requests made on this machine are answered:
+ * - not from a page of another origin (its `Origin` is not this host);
+ * - addressed to a loopback name (DNS rebinding gives a foreign page a same-origin `Host` like
+ *   `evil.example:1880`);
+ * - not relayed by a proxy (a reverse proxy in front of 127.0.0.1 would publish the editor).
+ * With a login the admin API needs its bearer token, which no other site's page can obtain.
+ */
+export function adminRequestProblem(info: AdminRequestInfo, editorLogin: boolean): string | null {
+  if (editorLogin) return null;
+  if (info.origin && !sameOrigin(info.origin, info.host)) return CROSS_ORIGIN_EDITOR;
+  if (info.forwarded || !loopbackName(hostnameOf(info.host))) return EDITOR_LOCAL_ONLY;
+  return null;
+}
+
+export const ORIGIN_NOT_ALLOWED = 'Origin not allowed.';
+
+/**
+ * A browser can send a POST without preflight from any page (a form, or `fetch` in `no-cors` mode
+ * with no Content-Type), so a write from an origin that CORS_ORIGIN does not allow is refused
+ * outright (403) instead of merely having its answer hidden.
+ */
+export function writeOriginProblem(method: string, origin: string | undefined, allowed: string[], host: string | undefined): string | null {
+  if (!WRITE_METHODS.has(method.toUpperCase())) return null;
+  return originAllowed(origin, allowed, host) ? null : ORIGIN_NOT_ALLOWED;
 }
 
 export interface UpgradeInfo {
@@ -108,20 +221,48 @@ export interface UpgradeInfo {
   url?: string;
   host?: string;
   authorization?: string;
+  /** The `Sec-WebSocket-Protocol` header, which may carry `bearer.<token>`. */
+  protocol?: string;
+}
+
+/**
+ * Browsers cannot set headers on a WebSocket, so besides `?token=` (which can end up in proxy
+ * logs) a token may travel as a subprotocol: `new WebSocket(url, ['hypervolt', 'bearer.' + token])`.
+ */
+export const WS_TOKEN_PROTOCOL_PREFIX = 'bearer.';
+
+/** Splits a `Sec-WebSocket-Protocol` header into the token (first `bearer.` entry) and the others. */
+export function splitWsProtocols(header: string | string[] | undefined): { token?: string; others: string[] } {
+  const h = Array.isArray(header) ? header.join(',') : header ?? '';
+  let token: string | undefined;
+  const others: string[] = [];
+  for (const p of h.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    if (p.toLowerCase().startsWith(WS_TOKEN_PROTOCOL_PREFIX)) {
+      if (token === undefined && p.length > WS_TOKEN_PROTOCOL_PREFIX.length) token = p.slice(WS_TOKEN_PROTOCOL_PREFIX.length);
+    } else {
+      others.push(p);
+    }
+  }
+  return { token, others };
+}
+
+/** The token of an upgrade: `?token=`, else a `bearer.` subprotocol, else `Authorization: Bearer`. */
+export function upgradeToken(info: UpgradeInfo): string | undefined {
+  let token: string | undefined;
+  try {
+    token = new URL(info.url ?? '/', 'http://x').searchParams.get('token') ?? undefined;
+  } catch {
+    token = undefined;
+  }
+  return token ?? splitWsProtocols(info.protocol).token ?? bearerToken(info.authorization);
 }
 
 /** The `ws` verifyClient decision for an upgrade: null to accept, else status and reason. */
 export function checkUpgrade(info: UpgradeInfo, tokens: Tokens, origins: string[]): { status: number; message: string } | null {
   if (!originAllowed(info.origin, origins, info.host)) return { status: 403, message: 'Origin not allowed' };
   if (tokens.readToken) {
-    let token: string | undefined;
-    try {
-      token = new URL(info.url ?? '/', 'http://x').searchParams.get('token') ?? undefined;
-    } catch {
-      token = undefined;
-    }
-    token = token ?? bearerToken(info.authorization);
-    const ok = token !== undefined && [tokens.readToken, tokens.apiToken].some((t) => t !== undefined && sameToken(token!, t));
+    const token = upgradeToken(info);
+    const ok = token !== undefined && [tokens.readToken, tokens.apiToken].some((t) => t !== undefined && sameToken(token, t));
     if (!ok) return { status: 401, message: 'Unauthorized' };
   }
   return null;
