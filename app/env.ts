@@ -140,7 +140,7 @@ export function checkEnv(env: Env): string[] {
     if (!(env[k] ?? '').trim() || !Number.isFinite(v) || v <= 0) problems.push(`${k} must be a positive number, got "${env[k]}"`);
   }
   if (env.ADMIN_PASSWORD_HASH && !/^\$2[aby]\$\d\d\$.{53}$/.test(env.ADMIN_PASSWORD_HASH)) {
-    problems.push('ADMIN_PASSWORD_HASH must be a bcrypt hash (e.g. from `npx node-red admin hash-pw`)');
+    problems.push('ADMIN_PASSWORD_HASH must be a bcrypt hash (e.g. from `npm run -s hash-password`)');
   }
   if (Boolean(env.ADMIN_USER) !== Boolean(env.ADMIN_PASSWORD_HASH)) {
     problems.push('ADMIN_USER and ADMIN_PASSWORD_HASH must be set together');
@@ -163,7 +163,7 @@ export function exposureProblem(env: Env): string | null {
   return (
     `refusing to listen on HOST=${env.HOST || '(all interfaces)'} without an editor login: ` +
     'the flow editor can run any code. Set ADMIN_USER and ADMIN_PASSWORD_HASH ' +
-    '(hash with `npx node-red admin hash-pw`), or use HOST=127.0.0.1.'
+    '(hash with `npm run -s hash-password`), or use HOST=127.0.0.1.'
   );
 }
 

@@ -12,6 +12,7 @@
  * Flow control: above `maxPending` spooled entries, messages are held unacknowledged in memory
  * (at most the broker's in-flight window), so the broker keeps the rest; they go on below 90 %.
  */
+import fs from 'fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { SpoolEntry, Spool } from '../shared/spool/spool';
 
@@ -26,6 +27,8 @@ export interface DurableSubscriberOptions {
   protocolVersion?: 4 | 5;
   username?: string;
   password?: string;
+  /** For `mqtts://`: a CA to verify the broker with, and a client certificate and key (PEM). */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Session kept by the broker after a disconnect (MQTT 5), seconds. Default 30 days. */
   sessionExpirySeconds?: number;
   spool: Spool;
@@ -45,6 +48,24 @@ interface Held {
 }
 
 const DEFERRED = new Error('acknowledged after the spool commit');
+
+/**
+ * Reads the PEM files named for `mqtts://` once, at start: none named → undefined. A file that
+ * cannot be read throws, naming the setting, so the node can say why it does not connect.
+ */
+export function readTlsFiles(paths: { ca?: string; cert?: string; key?: string }): DurableSubscriberOptions['tls'] {
+  const out: NonNullable<DurableSubscriberOptions['tls']> = {};
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const file = paths[k];
+    if (!file) continue;
+    try {
+      out[k] = fs.readFileSync(file);
+    } catch (err) {
+      throw new Error(`cannot read the TLS ${k} file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
 
 export class DurableSubscriber {
   private client: MqttClient | null = null;
@@ -109,6 +130,8 @@ export class DurableSubscriber {
       ...(o.username ? { username: o.username } : {}),
       ...(o.password ? { password: o.password } : {}),
       ...(v5 ? { properties: { sessionExpiryInterval: o.sessionExpirySeconds ?? 30 * 24 * 3600 } } : {}),
+      // mqtts:// always verifies the broker's certificate (system CAs, or the given CA).
+      ...(o.tls ? { ...o.tls, rejectUnauthorized: true } : {}),
     };
     const client = (o.connect ?? mqtt.connect)(o.url, options);
     this.client = client;

@@ -8,7 +8,7 @@ import path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Spool } from '../shared/spool/spool';
 import { completions } from '../shared/spool/tracker';
-import { DurableSubscriber, type SubscriberState } from './durable-subscriber';
+import { DurableSubscriber, readTlsFiles, type SubscriberState } from './durable-subscriber';
 
 interface SensorInDef extends NodeDef {
   url?: string;
@@ -21,6 +21,10 @@ interface SensorInDef extends NodeDef {
   spoolPath?: string;
   maxPending?: string | number;
   release?: string;
+  /** PEM files for mqtts:// (each may be `${VAR}`): CA, client certificate, client key. */
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
 }
 
 interface SensorInCreds {
@@ -45,11 +49,13 @@ export = function (RED: NodeAPI) {
     const release = config.release === 'sent' ? 'sent' : 'stored';
 
     let spool: Spool;
+    let tls: ReturnType<typeof readTlsFiles>;
     try {
+      tls = readTlsFiles({ ca: env(config.caFile), cert: env(config.certFile), key: env(config.keyFile) });
       spool = new Spool(spoolFile, { onError: (err) => node.warn(t('errors.spool', { error: err.message })) });
     } catch (err) {
-      node.error(t('errors.spool', { error: (err as Error).message }));
-      node.status({ fill: 'red', shape: 'dot', text: t('status.spoolError') });
+      node.error(t('errors.start', { error: (err as Error).message }));
+      node.status({ fill: 'red', shape: 'dot', text: t('status.startError') });
       return;
     }
 
@@ -74,6 +80,7 @@ export = function (RED: NodeAPI) {
       username: creds.username || fromEnv(config.usernameEnv) || undefined,
       password: creds.password || fromEnv(config.passwordEnv) || undefined,
       maxPending: Number(env(config.maxPending)) || 50_000,
+      tls,
       spool,
       onMessage: (entry) => {
         const msgid = RED.util.generateId();

@@ -14,6 +14,8 @@ import path from 'path';
 import tls from 'tls';
 import helper from 'node-red-node-test-helper';
 import { mqttTlsWarning } from '../../app/hardening';
+import { DurableSubscriber, readTlsFiles } from '../../nodes/sensor-in/durable-subscriber';
+import { Spool } from '../../nodes/shared/spool/spool';
 
 helper.init(require.resolve('node-red'));
 
@@ -186,5 +188,42 @@ describe('security: MQTT over TLS (Node-RED mqtt and tls nodes)', function () {
     const { broker, tlsNode, fromFlow } = shippedBroker();
     assert.equal(mqttTlsWarning([broker, tlsNode], { MQTT_URL: 'mqtts://broker:8883' }), null);
     if (!fromFlow) console.log('      (flows/hypervolt.json has no tls-config node yet: tested the proposed one)');
+  });
+  /** Starts sensor-in's subscriber on `url` with these PEM files; reports whether it connected within `ms`. */
+  async function sensorInConnects(url: string, files: { ca?: string; cert?: string; key?: string }, ms = 3000): Promise<boolean> {
+    const spool = new Spool(path.join(dir, `spool-${Math.random().toString(36).slice(2)}.db`));
+    let connected = false;
+    const sub = new DurableSubscriber({
+      url,
+      clientId: `hv-tls-sensorin-${process.pid}`,
+      topic: 'x/sensors/+/+',
+      protocolVersion: 4,
+      spool,
+      tls: readTlsFiles(files),
+      onMessage: () => undefined,
+      onState: (s) => {
+        if (s === 'connected') connected = true;
+      },
+    });
+    await sub.start();
+    const deadline = Date.now() + ms;
+    while (!connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await sub.close();
+    spool.close();
+    return connected;
+  }
+
+  it('sensor-in: verifies the broker against MQTT_CA_FILE, refuses an unknown certificate, presents a client certificate', async () => {
+    const ca = path.join(dir, 'ca.crt');
+    assert.equal(await sensorInConnects(`mqtts://127.0.0.1:${tlsPort}`, { ca }), true, 'with the CA');
+    assert.equal(await sensorInConnects(`mqtts://127.0.0.1:${tlsPort}`, {}, 1500), false, 'an unknown certificate is refused');
+    const mutual = `mqtts://127.0.0.1:${mutualPort}`;
+    assert.equal(await sensorInConnects(mutual, { ca }, 1500), false, 'refused without a client certificate');
+    assert.equal(await sensorInConnects(mutual, { ca, cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') }), true);
+  });
+
+  it('sensor-in: a TLS file that cannot be read is a clear error naming it', () => {
+    assert.equal(readTlsFiles({ ca: '', cert: undefined }), undefined);
+    assert.throws(() => readTlsFiles({ ca: path.join(dir, 'missing.pem') }), /cannot read the TLS ca file .*missing\.pem: ENOENT/);
   });
 });
