@@ -1,18 +1,24 @@
 /**
  * Scale out, end to end: two instances of the app (as `npm start` runs them) with one
- * HYPERVOLT_GROUP on this machine's Mosquitto (MQTT 5 shared subscription), Redis (hot windows,
- * WebSocket fan-out, schedule leadership) and PostgreSQL. Then one instance is killed mid-stream.
+ * HYPERVOLT_GROUP on a private Mosquitto (MQTT 5 shared subscription; the bench's broker, which
+ * queues without limit, so a reading is lost only if the pipeline loses it), this machine's Redis
+ * (hot windows, WebSocket fan-out, schedule leadership) and PostgreSQL. Then one instance is
+ * killed mid-stream and restarted with its client id and DATA_DIR: nothing may be lost.
  *
  * What it measures is printed (`[scale-out] ...`) so the README's sizing note can quote it.
  */
 import assert from 'assert/strict';
+import fs from 'fs';
 import os from 'os';
+import path from 'path';
+import Sqlite from 'better-sqlite3';
 import Redis from 'ioredis';
 import mqtt from 'mqtt';
 import { Client } from 'pg';
 import WebSocket from 'ws';
+import { startBroker, type Broker } from '../../bench/broker';
 import { startApp, type RunningApp } from '../support/app';
-import { eventually, getJson, mqttConnect } from '../support/e2e';
+import { eventually, getJson } from '../support/e2e';
 import { EM_TEST_KEY, FakeElectricityMaps } from '../support/fakes/electricitymaps';
 import { createTestDatabase, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID, TOPIC_PREFIX } from '../support/services';
 
@@ -84,6 +90,10 @@ describe('e2e: scale out (two instances, one group)', function () {
   let a: RunningApp | undefined;
   let b: RunningApp | undefined;
   let a2: RunningApp | undefined;
+  let broker: Broker | undefined;
+  let brokerDir: string | undefined;
+  /** The killed instance's DATA_DIR, reused by its restart (startApp leaves a given dir alone). */
+  let victimDataDir: string | undefined;
   const clientIds: string[] = [];
   const publishers: mqtt.MqttClient[] = [];
   const sockets: UpdateCounter[] = [];
@@ -93,11 +103,16 @@ describe('e2e: scale out (two instances, one group)', function () {
   before(async function () {
     await requireService(this, 'postgres');
     await requireService(this, 'redis');
-    await requireService(this, 'mqtt');
+    if (!['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto'].some((p) => fs.existsSync(p))) {
+      if (process.env.CI === 'true') throw new Error('mosquitto is not installed (the test starts a private broker)');
+      this.skip();
+    }
+    brokerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-scale-broker-'));
+    broker = await startBroker(brokerDir, { maxInflight: 20 }); // Mosquitto's default in-flight window
     db = await createTestDatabase('scale');
     em = await FakeElectricityMaps.start();
     env = {
-      MQTT_URL: 'mqtt://127.0.0.1:1883',
+      MQTT_URL: broker.url,
       MQTT_TOPIC_PREFIX: prefix,
       HYPERVOLT_GROUP: group,
       REDIS_URL,
@@ -111,18 +126,18 @@ describe('e2e: scale out (two instances, one group)', function () {
     [a, b] = await Promise.all([startApp(env), startApp(env)]);
     pg = new Client({ connectionString: db.url });
     await pg.connect();
-    for (let p = 0; p < PUBLISHERS; p++) publishers.push(await mqttConnect({ clientId: `hvtest-${RUN_ID}-pub${p}` }));
+    for (let p = 0; p < PUBLISHERS; p++) {
+      publishers.push(await mqtt.connectAsync(broker.url, { clientId: `hvtest-${RUN_ID}-pub${p}`, protocolVersion: 5, reconnectPeriod: 0 }));
+    }
   });
 
   after(async () => {
     for (const s of sockets) s.ws.terminate();
     for (const p of publishers) await p.endAsync(true).catch(() => undefined);
     await Promise.all([a, b, a2].map((x) => x?.stop().catch(() => undefined)));
-    // Forget the instances' persistent sessions on Mosquitto.
-    for (const clientId of clientIds) {
-      const s = await mqttConnect({ clientId, clean: true, properties: { sessionExpiryInterval: 0 } }).catch(() => undefined);
-      await s?.endAsync(true);
-    }
+    // The private broker keeps nothing (persistence false): stopping it forgets every session.
+    await broker?.stop().catch(() => undefined);
+    for (const dir of [brokerDir, victimDataDir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     try {
       let cursor = '0';
@@ -150,18 +165,18 @@ describe('e2e: scale out (two instances, one group)', function () {
 
   /**
    * Publishes readings [from, to) spread over the publishers, QoS 1; resolves when all are acked.
-   * Paced by what is stored: Mosquitto queues at most `max_queued_messages` (1000 by default) per
-   * subscriber and DROPS QoS 1 messages beyond that (a broker setting, not a failure of ours), so
-   * a publisher far faster than the pipeline would lose readings at the broker. Real devices
-   * publish slowly; the test keeps at most MAX_OUTSTANDING published-but-not-stored readings, and
-   * waits at most 2 s per step (messages held for a dead member would otherwise stall it).
+   * Paced by what is stored, like real devices that publish slowly: at most MAX_OUTSTANDING
+   * published-but-not-stored readings, waiting at most 2 s per step. `onProgress` returning
+   * false stops the pacing (after a kill, what the broker holds for the dead member is not
+   * stored until it is back: the broker queues it, without limit here).
    */
-  async function publish(from: number, to: number, onProgress?: (sent: number) => void): Promise<void> {
+  async function publish(from: number, to: number, onProgress?: (sent: number) => boolean | void): Promise<void> {
     const MAX_OUTSTANDING = 800;
     let sent = 0;
     let storedNow = (await stored()).rows;
     const baseline = storedNow - from; // rows stored before this call (from earlier batches)
     let polling = true;
+    let paced = true;
     const poller = (async () => {
       while (polling) {
         storedNow = (await stored()).rows;
@@ -173,7 +188,7 @@ describe('e2e: scale out (two instances, one group)', function () {
         publishers.map(async (client, p) => {
           const window: Promise<unknown>[] = [];
           for (let i = from + p; i < to; i += PUBLISHERS) {
-            if (window.length === 0) {
+            if (window.length === 0 && paced) {
               const waitUntil = Date.now() + 2000;
               while (from + sent - (storedNow - baseline) > MAX_OUTSTANDING && Date.now() < waitUntil) await sleep(20);
             }
@@ -182,7 +197,7 @@ describe('e2e: scale out (two instances, one group)', function () {
             if (window.length >= 100) {
               await Promise.all(window.splice(0));
               sent += 100;
-              onProgress?.(sent);
+              if (onProgress?.(sent) === false) paced = false;
             }
           }
           await Promise.all(window);
@@ -260,36 +275,55 @@ describe('e2e: scale out (two instances, one group)', function () {
     assert.ok(fetches >= Math.floor(expected) - 1, `the schedule runs: ${fetches} in ${fetchWindowS.toFixed(1)} s`);
   });
 
-  it('one instance killed mid-stream: the other goes on storing and takes over the schedules; the dead one gets what the broker held when back (losses measured)', async () => {
+  it('one instance killed mid-stream: the other goes on storing its share and takes over the schedules; the dead one restarted with its client id and DATA_DIR stores the rest: nothing lost, nothing twice', async () => {
     // Kill the instance that runs the schedules (its log says so), so the takeover is what is seen.
     const leads = (app: RunningApp) => /leader of "carbon-fetch"/.test(app.logs());
     assert.ok(leads(a!) !== leads(b!), 'exactly one instance leads the carbon fetch');
     const [victim, survivor] = leads(a!) ? [a!, b!] : [b!, a!];
     const victimId = clientIds[victim === a ? 0 : 1];
     const victimName = victim === a ? 'A' : 'B';
+    const survivorSocket = sockets[victim === a ? 1 : 0];
     const from = FIRST_BATCH;
     const to = FIRST_BATCH + SECOND_BATCH;
     const acceptedBefore = await accepted(survivor);
+    const storedBefore = (await stored()).rows;
     let killedAt = 0;
+    let storedAtKill = 0;
     let killing: Promise<void> | undefined;
     const t0 = Date.now();
     await publish(from, to, (sent) => {
       if (!killing && sent >= SECOND_BATCH / 4) { // a quarter of the way
         killedAt = Date.now();
-        killing = victim.kill();
+        killing = victim.kill().then(async () => {
+          storedAtKill = (await stored()).rows;
+        });
       }
+      return !killing; // unpaced from the kill on: the dead member's share waits at the broker
     });
     await killing;
+    const publishedMs = Date.now() - t0;
     const s = await settleStored(to, 30_000);
-    const afterKillMs = Date.now() - t0;
     const survivorAccepted = (await accepted(survivor)) - acceptedBefore;
-    const missing = to - s.distinct;
-    report(`killed instance ${victimName} (the leader; SIGKILL) ${killedAt - t0} ms into ${SECOND_BATCH} more readings; ` +
-      `the other accepted ${survivorAccepted} of them; stored ${s.distinct - from} of ${SECOND_BATCH} after ${afterKillMs} ms; ` +
-      `${missing} not yet stored (held for the dead instance's session, or lost)`);
+    // What the dead instance had taken from the broker (acknowledged after its spool commit) but
+    // not yet stored: only its own spool has it, so only its restart can store it.
+    let spooledAtKill = -1;
+    const spoolFile = path.join(victim.dataDir, 'spool.db');
+    if (fs.existsSync(spoolFile)) {
+      const db3 = new Sqlite(spoolFile);
+      try {
+        spooledAtKill = (db3.prepare('SELECT count(*) AS n FROM spool').get() as { n: number }).n;
+      } finally {
+        db3.close();
+      }
+    }
+    report(`killed instance ${victimName} (the leader; SIGKILL) ${killedAt - t0} ms into ${SECOND_BATCH} more readings ` +
+      `(${storedAtKill - storedBefore} of them stored by then); all published (QoS 1 acked by the broker) after ${publishedMs} ms`);
+    report(`while it was dead the other accepted ${survivorAccepted}; stored ${s.distinct - from} of ${SECOND_BATCH} ` +
+      `${Date.now() - t0} ms after the start; ${to - s.distinct} waiting (the dead member's share queued by the broker ` +
+      `for its session, plus ${spooledAtKill} spooled-but-unstored in its spool)`);
     assert.equal(s.rows, s.distinct, 'nothing stored twice');
-    assert.ok(survivorAccepted > 0, 'the survivor kept taking readings');
     assert.ok(survivorAccepted >= SECOND_BATCH / 2 - 200, `the survivor took at least its share (${survivorAccepted})`);
+    assert.ok(s.distinct < to, 'the dead member\'s share waits for it (Mosquitto keeps giving a dead member of a share group its share)');
 
     // The schedule: fetches go on (by the survivor) once the dead leader's lock has expired.
     const fetchesAfter = () => em!.requestsTo(LATEST).filter((r) => r.at > killedAt + LEADER_TTL_S * 1000);
@@ -303,25 +337,87 @@ describe('e2e: scale out (two instances, one group)', function () {
     report(`first carbon fetch after the kill: ${gap} ms later; then ${fetches} fetches in ${windowS.toFixed(1)} s`);
     assert.ok(fetches >= Math.floor(windowS / CARBON_INTERVAL_S) - 1 && fetches <= Math.floor(windowS / CARBON_INTERVAL_S) + 1);
 
-    // The dead instance comes back with its client id: the broker hands it what it held for it.
-    // Mosquitto keeps giving a dead member of a share group its share (its persistent session
-    // stays subscribed), queues at most max_queued_messages (1000 by default) of it and drops the
-    // rest: a broker property, measured and reported here rather than hidden.
-    a2 = await startApp({ ...env, MQTT_CLIENT_ID: victimId });
+    // The dead instance comes back with its client id and DATA_DIR: its spool replays what it had
+    // taken but not stored, and the broker delivers what it queued for its session.
+    victimDataDir = victim.dataDir;
     if (victim === a) a = undefined;
     else b = undefined;
     const t1 = Date.now();
-    await eventually('the restarted instance connected to the broker', async () => {
-      const r = await getJson(`${a2!.url}/api/health/`);
-      return r.body?.mqtt === 'up' ? true : undefined;
-    }, 30_000);
+    a2 = await startApp({ ...env, MQTT_CLIENT_ID: victimId }, { dataDir: victimDataDir });
     const s2 = await settleStored(to, 60_000);
-    const delivered = s2.distinct - s.distinct;
-    report(`instance ${victimName} restarted with its client id: ${delivered} more stored within ${Date.now() - t1} ms ` +
-      `(held by the broker for its session); total ${s2.distinct} of ${to}, ${s2.rows - s2.distinct} stored twice, ` +
-      `${to - s2.distinct} lost (the dead member's share beyond the broker's queue limit, plus what it had taken but not stored)`);
-    assert.equal(s2.rows, s2.distinct, 'nothing stored twice');
-    assert.ok(delivered > 0, `the restarted instance received what the broker held for its session; its log:\n${a2.logs()}`);
+    const allStoredMs = Date.now() - t1;
+    await eventually('every update on the survivor\'s socket', async () =>
+      survivorSocket.seen.size >= to ? true : undefined, 15_000).catch(() => undefined);
+    await sleep(1500); // the broker's $SYS counters are published every second
+    const sys = broker!.sys();
+    report(`instance ${victimName} restarted (same client id and DATA_DIR) ${t1 - killedAt} ms after the kill: all stored ` +
+      `${allStoredMs} ms later (${s2.distinct - s.distinct} more); total ${s2.distinct} of ${to}, ${s2.rows - s2.distinct} stored twice, ` +
+      `${to - s2.distinct} lost; broker dropped ${sys.dropped}`);
+    report(`the survivor's WebSocket client: ${survivorSocket.seen.size} distinct of ${to}, ${survivorSocket.duplicates()} duplicates`);
+    assert.deepEqual(s2, { rows: to, distinct: to }, `every published reading stored exactly once; the restarted instance's log:\n${a2.logs()}`);
+    assert.equal(sys.dropped, 0, 'the broker dropped nothing');
+    // The WebSocket channel is at most once (Redis pub/sub): a reading the dead instance had
+    // spooled may be replayed while the restarted instance's broadcast is not yet up, or after its
+    // row was already committed; so allow at most those, and never a duplicate.
+    assert.ok(survivorSocket.seen.size >= to - Math.max(0, spooledAtKill),
+      `the survivor's WebSocket client saw every reading but at most the ${spooledAtKill} replayed (${survivorSocket.seen.size} of ${to})`);
+    assert.equal(survivorSocket.updates, survivorSocket.seen.size, 'no WebSocket update twice');
+  });
+
+  // Why the survivor does not take the dead member's share over by itself (README, Scaling out):
+  // Mosquitto 2.0 keeps routing a share to a disconnected member while its session lives, and
+  // when the session expires it discards what it queued there instead of handing it to another
+  // member. A shorter MQTT 5 session expiry for grouped instances would only trade waiting for
+  // loss. This pins that broker behaviour (plain clients, same private broker); if a broker
+  // version redistributes, this fails and the README and the session expiry are to be revisited.
+  it('the broker: a dead member keeps its share until its session expires, then that share is dropped, not redistributed', async () => {
+    const EXPIRY_S = 2;
+    const topic = `${prefix}/probe/x`;
+    const got = { dead: new Set<string>(), live: new Set<string>() };
+    const member = async (id: string, into: Set<string>) => {
+      const c = await mqtt.connectAsync(broker!.url, {
+        clientId: `hvtest-${RUN_ID}-${id}`, clean: false, protocolVersion: 5, reconnectPeriod: 0,
+        properties: { sessionExpiryInterval: EXPIRY_S },
+      });
+      c.on('message', (_t, p) => into.add(p.toString()));
+      await c.subscribeAsync(`$share/${group}probe/${topic}`, { qos: 1 });
+      return c;
+    };
+    const dead = await member('dead', got.dead);
+    const live = await member('live', got.live);
+    const pub = publishers[0];
+    const send = async (from: number, n: number) => {
+      for (let i = from; i < from + n; i++) await pub.publishAsync(topic, String(i), { qos: 1 });
+      await sleep(500);
+    };
+    try {
+      await send(0, 20);
+      assert.ok(got.dead.size > 0 && got.live.size > 0, 'both members take a share');
+      dead.stream.destroy(); // a crash: no DISCONNECT
+      await sleep(200);
+      const liveBefore = got.live.size;
+      await send(20, 100);
+      const liveDuring = got.live.size - liveBefore;
+      await sleep(EXPIRY_S * 1000 + 1000);
+      const liveAfterExpiry = got.live.size;
+      await send(120, 100);
+      const liveAfter = got.live.size - liveAfterExpiry;
+      const back = await mqtt.connectAsync(broker!.url, {
+        clientId: `hvtest-${RUN_ID}-dead`, clean: false, protocolVersion: 5, reconnectPeriod: 0,
+        properties: { sessionExpiryInterval: 0 },
+      });
+      back.on('message', (_t, p) => got.dead.add(p.toString()));
+      await sleep(500);
+      await back.endAsync(true);
+      const lost = 220 - new Set([...got.dead, ...got.live]).size;
+      report(`broker probe (session expiry ${EXPIRY_S} s): while the member was dead the live one got ${liveDuring} of 100; ` +
+        `after the expiry ${liveAfter} of 100; ${lost} of 220 lost (queued for the dead session, dropped at its expiry)`);
+      assert.ok(liveDuring < 100, `the dead member kept its share while its session lived (live got ${liveDuring} of 100)`);
+      assert.equal(liveAfter, 100, 'after the expiry the live member gets everything');
+      assert.equal(lost, 100 - liveDuring, 'what was queued for the dead session was dropped, not redistributed');
+    } finally {
+      await live.endAsync(true);
+      dead.end(true);
+    }
   });
 });
-
