@@ -10,7 +10,7 @@ import path from 'path';
 import { types as pgGlobalTypes } from 'pg';
 import { openDatabase, resolveDatabaseTarget } from '../../nodes/shared/db';
 import type { Database } from '../../nodes/shared/db';
-import { MIGRATIONS } from '../../nodes/shared/db/migrations';
+import { migrate, MIGRATIONS } from '../../nodes/shared/db/migrations';
 import { pgTimestampToIso } from '../../nodes/shared/db/postgres';
 import { translatePlaceholders } from '../../nodes/shared/db/sqlite';
 import { backends } from './db-support';
@@ -127,6 +127,12 @@ describe('database helpers', () => {
     assert.equal(pgTimestampToIso('2026-01-26 08:00:00.12'), '2026-01-26T08:00:00.120Z', 'without time zone: UTC');
     assert.equal(pgTimestampToIso('0099-01-01 00:00:00+00'), '0099-01-01T00:00:00.000Z');
     assert.equal(pgTimestampToIso('infinity'), 'infinity');
+    // the UTC fast path: every fraction length, and look-alikes that must take the general path
+    assert.equal(pgTimestampToIso('2026-01-26 08:00:00.1+00'), '2026-01-26T08:00:00.100Z');
+    assert.equal(pgTimestampToIso('2026-01-26 08:00:00.12+00'), '2026-01-26T08:00:00.120Z');
+    assert.equal(pgTimestampToIso('2026-01-26 08:00:00.999999+00'), '2026-01-26T08:00:00.999Z');
+    assert.equal(pgTimestampToIso('2026-01-26 09:00:00+01'), '2026-01-26T08:00:00.000Z');
+    assert.equal(pgTimestampToIso('2026-01-26 08:00:00.5-10'), '2026-01-26T18:00:00.500Z');
   });
 });
 
@@ -170,6 +176,20 @@ for (const backend of backends()) {
       assert.deepEqual(versions.map((v) => Number(v.version)), MIGRATIONS.map((m) => m.version));
     });
 
+    it('upgrades a version 1 database with rows in it to the latest version, keeping the rows', async function () {
+      const fresh = await backend.create(this, 'migrv1');
+      const v1 = track(await openDatabase(fresh, { migrate: false }));
+      assert.deepEqual(await migrate(v1.sql, MIGRATIONS.filter((m) => m.version === 1)), [1]);
+      await v1.readings.insertMany([
+        { sensor_type: 'ldr', sensor_id: 'ldr_1', value: 1, unit: 'lux', location: 'hall', timestamp: '2026-01-26T08:00:00.000Z' },
+      ]);
+      assert.ok(!(await indexesOf(v1, 'sensor_readings')).has('sensor_readings_type_timestamp'));
+      assert.deepEqual(await v1.migrate(), MIGRATIONS.filter((m) => m.version > 1).map((m) => m.version));
+      const ix = await indexesOf(v1, 'sensor_readings');
+      assert.ok(ix.has('sensor_readings_type_timestamp') && ix.has('sensor_readings_sensor_timestamp'), JSON.stringify([...ix]));
+      assert.equal((await v1.readings.list({ filters: { sensor_type: 'ldr' } })).count, 1);
+    });
+
     it('is idempotent: opening again and migrating again apply nothing', async () => {
       const db = track(await openDatabase(url));
       assert.deepEqual(await db.migrate(), []);
@@ -203,6 +223,9 @@ for (const backend of backends()) {
       assert.ok(hasIndex(readings, 'sensor_type, sensor_id, "timestamp" DESC', true) || hasIndex(readings, 'sensor_type, sensor_id, timestamp DESC', true), JSON.stringify([...readings]));
       assert.ok(hasIndex(readings, '"timestamp" DESC') || hasIndex(readings, 'timestamp DESC'));
       assert.ok(hasIndex(readings, 'location, "timestamp"') || hasIndex(readings, 'location, timestamp'));
+      // version 2: the filtered lists (?sensor_type= or ?sensor_id=, newest first)
+      assert.ok(hasIndex(readings, 'sensor_type, "timestamp" DESC') || hasIndex(readings, 'sensor_type, timestamp DESC'), JSON.stringify([...readings]));
+      assert.ok(hasIndex(readings, 'sensor_id, "timestamp" DESC') || hasIndex(readings, 'sensor_id, timestamp DESC'));
       const grid = await indexesOf(db, 'grid_data');
       assert.ok(hasIndex(grid, 'data_type, zone, "timestamp"', true) || hasIndex(grid, 'data_type, zone, timestamp', true), JSON.stringify([...grid]));
       assert.ok(hasIndex(grid, 'data_type, "timestamp" DESC') || hasIndex(grid, 'data_type, timestamp DESC'));
@@ -247,8 +270,17 @@ for (const backend of backends()) {
         const [row] = await other.sql.query<{ tz: string; ts: string; n: number }>(
           `SELECT current_setting('TimeZone') AS tz, '2026-01-26T08:00:00.123Z'::timestamptz AS ts, 9007199254740::int8 AS n`,
         );
-        assert.equal(row.tz, 'Asia/Kolkata');
+        // Our pool's sessions run in UTC whatever the database default (the fast timestamp path)...
+        assert.equal(row.tz, 'UTC');
         assert.equal(row.ts, '2026-01-26T08:00:00.123Z');
+        // ...and a session switched to another zone still reads ISO UTC (the parser's general path).
+        const inKolkata = await other.sql.transaction(async (tx) => {
+          await tx.execute(`SET LOCAL TimeZone TO 'Asia/Kolkata'`);
+          return tx.query<{ tz: string; ts: string }>(
+            `SELECT current_setting('TimeZone') AS tz, '2026-01-26T08:00:00.123Z'::timestamptz AS ts`,
+          );
+        });
+        assert.deepEqual(inKolkata, [{ tz: 'Asia/Kolkata', ts: '2026-01-26T08:00:00.123Z' }]);
         assert.equal(row.n, 9007199254740);
         // pg's own defaults are untouched: int8 stays a string there
         assert.equal(pgGlobalTypes.getTypeParser(20, 'text')('5'), '5');

@@ -2,8 +2,9 @@
  * ReadingRepository and the readings REST handlers, one suite run against SQLite and PostgreSQL.
  */
 import assert from 'assert/strict';
-import { listRows } from '../../nodes/shared/db/list-query';
-import { READINGS_TABLE } from '../../nodes/shared/db/readings';
+import { COUNT_CAP, listRows } from '../../nodes/shared/db/list-query';
+import { createReadingRepository, READINGS_TABLE } from '../../nodes/shared/db/readings';
+import type { SqlDatabase } from '../../nodes/shared/db';
 import { getReading, latestReadings, listReadings, recentReadings } from '../../nodes/shared/api/readings';
 import type { ApiRequest } from '../../nodes/shared/http';
 import type { Reading, ReadingRow } from '../../nodes/shared/types';
@@ -241,6 +242,35 @@ for (const backend of backends()) {
         assert.ok(deep.count >= 6);
       });
 
+      it('counts exactly up to COUNT_CAP, then estimates (PostgreSQL: planner, SQLite: the cap); next stays exact', async () => {
+        const many = COUNT_CAP + 500;
+        const ldrRows = many + 7; // plus the 7 ldr rows of beforeEach
+        await repo().insertMany(series(many, { sensor_id: 'many' }));
+        if (db().dialect === 'postgres') await db().sql.execute('ANALYZE sensor_readings');
+        const first = await repo().list({ filters: { sensor_type: 'ldr' } });
+        assert.equal(first.countExact, false);
+        assert.ok(Number.isSafeInteger(first.count) && first.count >= COUNT_CAP, String(first.count));
+        if (db().dialect === 'postgres') {
+          // the planner's estimate from fresh statistics: near the truth, past what was counted
+          assert.ok(Math.abs(first.count - (ldrRows)) <= many * 0.1, `estimate ${first.count} for ${ldrRows}`);
+        } else {
+          assert.equal(first.count, COUNT_CAP, 'SQLite: the cap, a lower bound');
+        }
+        assert.equal(first.rows.length, 100);
+        assert.equal(first.hasNext, true);
+        // a filter matching less than the cap: exact
+        const few = await repo().list({ filters: { sensor_id: 'ldr_2' } });
+        assert.deepEqual([few.count, few.countExact], [3, true]);
+        // the last page knows the exact count, and says there is no next
+        const lastPage = Math.ceil((ldrRows) / 100);
+        const last = await repo().list({ filters: { sensor_type: 'ldr' }, page: lastPage });
+        assert.deepEqual([last.count, last.countExact, last.hasNext], [ldrRows, true, false]);
+        // the page before it counts up to its own end (past the cap): exact there too when the rows end within
+        const before = await repo().list({ filters: { sensor_type: 'ldr' }, page: lastPage - 1 });
+        assert.equal(before.hasNext, true);
+        assert.ok(before.count >= (lastPage - 1) * 100, String(before.count));
+      });
+
       it('treats SQL injection strings in filters as plain values: empty results, no error, nothing harmed', async () => {
         for (const evil of INJECTIONS) {
           for (const field of ['sensor_type', 'sensor_id', 'location'] as const) {
@@ -294,6 +324,37 @@ for (const backend of backends()) {
 
       it('returns an empty array for an empty table', async () => {
         assert.deepEqual(await repo().latest(), []);
+      });
+
+      it('shares one query between concurrent calls, but never one started before a write it completed', async () => {
+        let latestQueries = 0;
+        const inner = db().sql;
+        const counting: SqlDatabase = Object.create(inner, {
+          query: {
+            value: (sql: string, params?: readonly unknown[]) => {
+              if (sql.includes('WITH RECURSIVE')) latestQueries += 1;
+              return inner.query(sql, params);
+            },
+          },
+        });
+        const own = createReadingRepository(counting);
+        await own.insertMany([reading({ sensor_id: 'a', value: 1 })]);
+        const [x, y, z] = await Promise.all([own.latest(), own.latest(), own.latest()]);
+        assert.equal(latestQueries, 1, 'three concurrent calls, one query');
+        assert.deepEqual(x, y);
+        assert.notEqual(x, y, 'each caller its own array');
+        assert.notEqual(y, z, 'each caller its own array');
+        assert.deepEqual(z.map((r) => r.value), [1]);
+        // a write completing while a query is in flight: the next call does not join that query
+        const stale = own.latest();
+        await own.insertMany([reading({ sensor_id: 'a', value: 2, timestamp: '2026-01-26T09:00:00.000Z' })]);
+        const fresh = await own.latest();
+        await stale;
+        assert.deepEqual(fresh.map((r) => r.value), [2]);
+        assert.equal(latestQueries, 3);
+        // sequential calls each query (nothing is kept after a query ends)
+        await own.latest();
+        assert.equal(latestQueries, 4);
       });
 
       it('finds every sensor among many', async () => {

@@ -58,7 +58,9 @@ export function listReadings(repo: ReadingRepository, req: ApiRequest, _clock?: 
       page: p.page,
       pageSize: p.pageSize,
     });
-    return paginatedResponse(req, p.page, { ...result, rows: result.rows.map(readingJson) });
+    // The repository's rows are already exactly the contract's fields in its order (rowFromDb
+    // builds them from READINGS_TABLE): no second copy of every row.
+    return paginatedResponse(req, p.page, result);
   });
 }
 
@@ -81,7 +83,7 @@ export function getReading(repo: ReadingRepository, req: ApiRequest, _clock?: Cl
 
 /** `GET /api/sensor-readings/latest/`: the newest reading of each (sensor_type, sensor_id), as an array. */
 export function latestReadings(repo: ReadingRepository, _req: ApiRequest, _clock?: Clock | number): Promise<ApiResponse> {
-  return answering(async () => ok((await repo.latest()).map(readingJson)));
+  return answering(async () => ok(await repo.latest()));
 }
 
 /** `GET /api/sensor-readings/recent/?hours=1&limit=&sensor_type=&sensor_id=`: newest first, a plain array. */
@@ -95,6 +97,6 @@ export function recentReadings(repo: ReadingRepository, req: ApiRequest, clock?:
       sensor_id: p.filters.sensor_id as string | undefined,
       now: nowOf(clock),
     });
-    return ok(rows.map(readingJson));
+    return ok(rows);
   });
 }

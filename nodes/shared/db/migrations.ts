@@ -149,6 +149,24 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: 'reading list indexes',
+    // `GET /api/sensor-readings/?sensor_type=ldr` (or `?sensor_id=`) newest first: without these
+    // PostgreSQL walks the timestamp index and drops the other types' rows (5 M readings, 7
+    // types: 5 ms a page, and far worse for a rare type); with them it reads one page of index.
+    // (sensor_type, sensor_id) together already use sensor_readings_key, location its own.
+    // Plain CREATE INDEX (not CONCURRENTLY: migrations run in one transaction): on an existing
+    // large table it holds off writes while it builds (about 5 s per million rows here).
+    postgres: [
+      `CREATE INDEX IF NOT EXISTS sensor_readings_type_timestamp ON sensor_readings (sensor_type, timestamp DESC)`,
+      `CREATE INDEX IF NOT EXISTS sensor_readings_sensor_timestamp ON sensor_readings (sensor_id, timestamp DESC)`,
+    ],
+    sqlite: [
+      `CREATE INDEX IF NOT EXISTS sensor_readings_type_timestamp ON sensor_readings (sensor_type, timestamp DESC)`,
+      `CREATE INDEX IF NOT EXISTS sensor_readings_sensor_timestamp ON sensor_readings (sensor_id, timestamp DESC)`,
+    ],
+  },
 ];
 
 function migrationsTableSql(dialect: Dialect): string {

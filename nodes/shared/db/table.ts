@@ -36,36 +36,87 @@ export function selectList<Row>(spec: TableSpec<Row>, alias?: string): string {
     .join(', ');
 }
 
-/** A driver row → the API row: same keys and JS types from PostgreSQL and SQLite. */
+type Converter = (v: unknown) => unknown;
+
+const toNumber: Converter = (v) => (typeof v === 'number' ? v : Number(v));
+const toBoolean: Converter = (v) => v === true || v === 1 || v === '1' || v === 't';
+const toJson: Converter = (v) => (typeof v === 'string' ? JSON.parse(v) : v);
+// PostgreSQL's per-pool parser and SQLite's stored text are both ISO already.
+const toTimestamp: Converter = (v) => (typeof v === 'string' ? v : toIsoMs(v as Date));
+const toText: Converter = (v) => (typeof v === 'string' ? v : String(v));
+
+const CONVERTERS: Record<ColumnKind, Converter> = {
+  id: toNumber,
+  integer: toNumber,
+  number: toNumber,
+  boolean: toBoolean,
+  json: toJson,
+  timestamp: toTimestamp,
+  text: toText,
+};
+
+interface CompiledSpec {
+  names: string[];
+  converters: Converter[];
+  /** The JSON columns: on PostgreSQL the only ones whose driver value is not yet the API value. */
+  jsonColumns: string[];
+}
+
+/**
+ * Per-spec column names and converters, computed once: `rowFromDb` runs for every row of every
+ * answer (1000 rows for `recent`), so it walks two arrays instead of `Object.entries` + a switch.
+ */
+const compiled = new WeakMap<object, CompiledSpec>();
+
+function compile(spec: TableSpec<unknown>): CompiledSpec {
+  let c = compiled.get(spec);
+  if (!c) {
+    const names = Object.keys(spec.columns);
+    const columns = spec.columns as Record<string, ColumnKind>;
+    c = {
+      names,
+      converters: names.map((n) => CONVERTERS[columns[n]] ?? toText),
+      jsonColumns: names.filter((n) => columns[n] === 'json'),
+    };
+    compiled.set(spec, c);
+  }
+  return c;
+}
+
+/** A driver row → the API row: same keys (in the spec's order) and JS types from PostgreSQL and SQLite. */
 export function rowFromDb<Row>(spec: TableSpec<Row>, raw: Record<string, unknown>): Row {
+  const { names, converters } = compile(spec as TableSpec<unknown>);
   const out: Record<string, unknown> = {};
-  for (const [col, kind] of Object.entries(spec.columns) as [string, ColumnKind][]) {
-    const v = raw[col];
-    if (v === null || v === undefined) {
-      out[col] = null;
-      continue;
-    }
-    switch (kind) {
-      case 'id':
-      case 'integer':
-      case 'number':
-        out[col] = typeof v === 'number' ? v : Number(v);
-        break;
-      case 'boolean':
-        out[col] = v === true || v === 1 || v === '1' || v === 't';
-        break;
-      case 'json':
-        out[col] = typeof v === 'string' ? JSON.parse(v) : v;
-        break;
-      case 'timestamp':
-        // PostgreSQL's per-pool parser and SQLite's stored text are both ISO already.
-        out[col] = typeof v === 'string' ? v : toIsoMs(v as Date);
-        break;
-      default:
-        out[col] = String(v);
-    }
+  for (let i = 0; i < names.length; i++) {
+    const v = raw[names[i]];
+    out[names[i]] = v === null || v === undefined ? null : converters[i](v);
   }
   return out as Row;
+}
+
+/**
+ * Every driver row of an answer → API rows (see `rowFromDb`). On PostgreSQL the pool's type
+ * parsers already give the API values (int8 and float8 as numbers, timestamps as ISO text,
+ * booleans) and pg builds each row with the SELECT list's keys in order, which is always
+ * `selectList(spec)`: only JSON text is parsed, in place, and no second object is made per row
+ * (measured on `recent`, 1000 rows: 4% of the app's CPU and a share of its GC).
+ */
+export function rowsFromDb<Row>(spec: TableSpec<Row>, raw: Record<string, unknown>[], dialect?: Dialect): Row[] {
+  if (dialect === 'postgres') {
+    const { jsonColumns } = compile(spec as TableSpec<unknown>);
+    if (jsonColumns.length > 0) {
+      for (const row of raw) {
+        for (const col of jsonColumns) {
+          const v = row[col];
+          row[col] = v === null || v === undefined ? null : toJson(v);
+        }
+      }
+    }
+    return raw as Row[];
+  }
+  const out = new Array<Row>(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = rowFromDb(spec, raw[i]);
+  return out;
 }
 
 /** A JS value → the parameter for a column of this kind in this dialect. */

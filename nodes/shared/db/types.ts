@@ -89,8 +89,9 @@ export interface ListOptions<F> {
 
 export interface ListResult<Row> {
   /**
-   * Number of matching rows. Exact up to a cap (see list-query.ts); past it, a lower bound
-   * (PostgreSQL unfiltered: the planner's estimate) and `countExact` is false.
+   * Number of matching rows. Exact up to a cap (see list-query.ts); past it an estimate
+   * (PostgreSQL: the planner's row estimate, never below the cap; SQLite: the cap, a lower
+   * bound) and `countExact` is false.
    */
   count: number;
   countExact: boolean;
