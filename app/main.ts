@@ -133,6 +133,8 @@ export async function main(): Promise<void> {
   const wsGuard = installWsGuard(server, { ...wsGuardOptions(env, RED as unknown as NodeRedNodes, settings.httpAdminRoot), log: log.warn });
   RED.init(server, settings);
   app.use(settings.httpAdminRoot, RED.httpAdmin);
+  // The API answers `Cache-Control: no-store`: an ETag (a hash of every body) would only cost time.
+  RED.httpNode.set('etag', false);
   app.use(settings.httpNodeRoot, RED.httpNode);
   app.get('/', (_req: Request, res: Response) => res.redirect(302, settings.httpAdminRoot));
   app.use(apiFallback(() => RED.httpNode._router?.stack ?? []));
