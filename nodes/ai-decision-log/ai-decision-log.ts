@@ -16,6 +16,8 @@ interface DecisionLogDef extends NodeDef {
   database?: string;
   operation?: string;
   topicPrefix?: string;
+  /** TypedInput type of `topicPrefix`: `str` (also when missing, as in older flows), `env` or `msg`. */
+  topicPrefixType?: string;
 }
 
 export = function (RED: NodeAPI) {
@@ -25,9 +27,13 @@ export = function (RED: NodeAPI) {
     const t = (key: string, vars?: Record<string, string | number>) => RED._(`ai-decision-log.${key}`, vars);
     let op: DecisionOperation;
     let topicPrefix: string;
+    const prefixType = config.topicPrefixType === 'env' || config.topicPrefixType === 'msg' ? config.topicPrefixType : 'str';
     try {
       op = parseOperation(config.operation);
-      topicPrefix = normalizeTopicPrefix(config.topicPrefix);
+      // A msg-sourced prefix is read per msg; until then (and when the msg has none) the default.
+      topicPrefix = normalizeTopicPrefix(
+        prefixType === 'msg' ? '' : prefixType === 'env' ? RED.util.evaluateNodeProperty(config.topicPrefix ?? '', 'env', node, {}) : config.topicPrefix,
+      );
     } catch (err) {
       const error = err as Error;
       node.status({ fill: 'red', shape: 'ring', text: error.message });
@@ -46,7 +52,22 @@ export = function (RED: NodeAPI) {
     provider?.connection.register(node.id);
 
     node.on('input', (msg, send, done) => {
-      runDecisionOperation(op, msg as unknown as Msg, { getDatabase, now: Date.now(), topicPrefix }).then(
+      let prefix = topicPrefix;
+      if (prefixType === 'msg') {
+        let value: unknown;
+        try {
+          value = RED.util.evaluateNodeProperty(config.topicPrefix ?? '', 'msg', node, msg);
+        } catch {
+          value = undefined; // a missing parent (msg.site.prefix without msg.site): no prefix given
+        }
+        try {
+          prefix = normalizeTopicPrefix(value);
+        } catch (err) {
+          done(err as Error);
+          return;
+        }
+      }
+      runDecisionOperation(op, msg as unknown as Msg, { getDatabase, now: Date.now(), topicPrefix: prefix }).then(
         (out) => {
           const commands = out.commands.map((c) => ({ _msgid: msg._msgid, ...c }) as unknown as NodeMessage);
           const broadcast = out.broadcast ? ({ _msgid: msg._msgid, payload: out.broadcast } as NodeMessage) : null;

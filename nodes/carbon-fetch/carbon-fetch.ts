@@ -16,6 +16,8 @@ import { systemTimers } from '../shared/timers';
 interface CarbonFetchDef extends NodeDef {
   account: string;
   zone: string;
+  /** TypedInput type of `zone`: `str` (also when missing, as in flows before it existed), `env` or `msg`. */
+  zoneType?: string;
   intervalMinutes: string;
   /** `self` (default): fetch on start and every interval; `input`: only on an input msg. */
   schedule?: string;
@@ -34,13 +36,16 @@ export = function (RED: NodeAPI) {
     const node = this;
     const account = (RED.nodes.getNode(config.account) as unknown as AccountConfigNode | null)?.account;
     let blocked: FetchError | undefined;
+    const zoneType = settingType(config.zoneType);
+    // A zone from the msg has no value until a msg comes: the node then fetches only on input.
+    const zoneFromMsg = zoneType === 'msg';
     let settings = { zone: s.DEFAULT_ZONE, mode: 'latest' as 'latest' | 'forecast', intervalMs: 0, selfScheduled: true, timeoutMs: 0, retryBaseMs: 0, backfill: true };
     try {
       settings = {
-        zone: s.zoneSetting(config.zone),
+        zone: zoneFromMsg ? s.DEFAULT_ZONE : s.zoneSetting(zoneType === 'env' ? RED.util.evaluateNodeProperty(config.zone, 'env', node, {}) : config.zone),
         mode: s.choiceSetting(config.mode, ['latest', 'forecast'] as const, 'mode'),
         intervalMs: s.intervalMsSetting(config.intervalMinutes),
-        selfScheduled: s.choiceSetting(config.schedule, ['self', 'input'] as const, 'schedule') === 'self',
+        selfScheduled: s.choiceSetting(config.schedule, ['self', 'input'] as const, 'schedule') === 'self' && !zoneFromMsg,
         timeoutMs: s.timeoutMsSetting(config.timeoutSeconds),
         retryBaseMs: s.retryBaseMsSetting(config.retrySeconds),
         backfill: s.booleanSetting(config.backfill, true),
@@ -50,18 +55,26 @@ export = function (RED: NodeAPI) {
     }
     blocked ??= account ? account.problem() : new FetchError('no_key', 'no Electricity Maps account selected');
     const dataType = settings.mode === 'forecast' ? 'carbon_forecast' : 'carbon_intensity';
+    /** The zone the next fetch asks for (changes per msg when it comes from the msg). */
+    let zone = settings.zone;
+    /** The zone of the fetch that ran last: a msg that joined a fetch of another zone fetches again. */
+    let fetchedZone: string | undefined;
 
     const controller = new FetchController<CarbonFetchResult>({
       blocked,
       run: async (signal) => {
         const api = new ElectricityMapsApi(account!.client(), account!.apiKey!);
+        fetchedZone = zone;
+        // Zones from msgs each keep their own newest row (else every change of zone backfills).
+        const stateKey = zoneFromMsg ? `${STATE_KEY}:${fetchedZone}` : STATE_KEY;
         const result = await fetchCarbon(api, {
           ...settings,
-          state: node.context().get(STATE_KEY) as CarbonFetchState | undefined,
+          zone: fetchedZone,
+          state: node.context().get(stateKey) as CarbonFetchState | undefined,
           fetchedAt: new Date(systemClock.now()).toISOString(),
           signal,
         });
-        if (result.state) node.context().set(STATE_KEY, result.state);
+        if (result.state) node.context().set(stateKey, result.state);
         return result;
       },
       intervalMs: settings.intervalMs,
@@ -69,7 +82,7 @@ export = function (RED: NodeAPI) {
       retryBaseMs: settings.retryBaseMs,
       clock: systemClock,
       timers: systemTimers,
-      metrics: fetchMetricsFor(node.id, { source: 'electricitymaps', data_type: dataType, zone: settings.zone }),
+      metrics: fetchMetricsFor(node.id, { source: 'electricitymaps', data_type: dataType, zone: zoneFromMsg ? `msg.${config.zone}` : settings.zone }),
       okKey: settings.mode === 'forecast' ? 'ok-forecast' : 'ok',
       formatValue: (v) => String(Math.round(v)),
       send: (result) => {
@@ -81,11 +94,38 @@ export = function (RED: NodeAPI) {
       warn: (message) => node.warn(message),
     });
 
-    node.on('input', (_msg, _send, done) => {
-      void controller.trigger().then((outcome) => {
+    /** msg-sourced zones: one fetch at a time, so each msg gets the zone it asked for. */
+    let queue: Promise<void> = Promise.resolve();
+
+    node.on('input', (msg, _send, done) => {
+      const finish = (outcome: Awaited<ReturnType<typeof controller.trigger>>) => {
         // A close aborts the fetch: that is no failure of the msg.
         if (outcome.ok || outcome.error.kind === 'aborted') done();
         else done(outcome.error);
+      };
+      if (!zoneFromMsg || blocked) {
+        void controller.trigger().then(finish);
+        return;
+      }
+      let wanted: string;
+      try {
+        let value: unknown;
+        try {
+          value = RED.util.evaluateNodeProperty(config.zone, 'msg', node, msg);
+        } catch {
+          value = undefined; // a missing parent (msg.grid.zone without msg.grid)
+        }
+        wanted = msgZone(value, config.zone);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      queue = queue.then(async () => {
+        zone = wanted;
+        let outcome = await controller.trigger();
+        // It joined a fetch (a retry) of another zone: fetch the one asked for.
+        if (fetchedZone !== wanted) outcome = await controller.trigger();
+        finish(outcome);
       });
     });
 
@@ -100,3 +140,15 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType('carbon-fetch', CarbonFetchNode);
 };
+
+/** The TypedInput type of a setting; flows saved before the type existed have none: a constant. */
+function settingType(type: unknown): 'str' | 'env' | 'msg' {
+  return type === 'env' || type === 'msg' ? type : 'str';
+}
+
+/** The zone a msg names (in `msg.<property>`); missing or malformed is a `config` error of that msg. */
+function msgZone(value: unknown, property: string): string {
+  const text = typeof value === 'string' ? value.trim() : '';
+  if (text === '') throw new FetchError('config', `msg.${property} must be a zone key like IN-KA`);
+  return s.zoneSetting(text);
+}

@@ -18,6 +18,10 @@ interface WeatherFetchDef extends NodeDef {
   lat: string;
   lon: string;
   zone: string;
+  /** TypedInput types of lat, lon and zone: `str` (also when missing, as in older flows), `env` or `msg`. */
+  latType?: string;
+  lonType?: string;
+  zoneType?: string;
   intervalMinutes: string;
   /** `self` (default): fetch on start and every interval; `input`: only on an input msg. */
   schedule?: string;
@@ -32,15 +36,21 @@ export = function (RED: NodeAPI) {
     const node = this;
     const account = (RED.nodes.getNode(config.account) as unknown as AccountConfigNode | null)?.account;
     let blocked: FetchError | undefined;
+    const types = { lat: settingType(config.latType), lon: settingType(config.lonType), zone: settingType(config.zoneType) };
+    // A place from the msg has no value until a msg comes: the node then fetches only on input.
+    const fromMsg = types.lat === 'msg' || types.lon === 'msg' || types.zone === 'msg';
+    /** A str/env setting's value, once at start (msg ones get the default until a msg says). */
+    const atStart = (name: 'lat' | 'lon' | 'zone'): unknown =>
+      types[name] === 'msg' ? undefined : types[name] === 'env' ? RED.util.evaluateNodeProperty(config[name], 'env', node, {}) : config[name];
     let settings = { lat: s.DEFAULT_LAT, lon: s.DEFAULT_LON, zone: s.DEFAULT_ZONE, mode: 'current' as 'current' | 'forecast', intervalMs: 0, selfScheduled: true, timeoutMs: 0, retryBaseMs: 0 };
     try {
       settings = {
-        lat: s.latitudeSetting(config.lat),
-        lon: s.longitudeSetting(config.lon),
-        zone: s.zoneSetting(config.zone),
+        lat: s.latitudeSetting(atStart('lat')),
+        lon: s.longitudeSetting(atStart('lon')),
+        zone: s.zoneSetting(atStart('zone')),
         mode: s.choiceSetting(config.mode, ['current', 'forecast'] as const, 'mode'),
         intervalMs: s.intervalMsSetting(config.intervalMinutes),
-        selfScheduled: s.choiceSetting(config.schedule, ['self', 'input'] as const, 'schedule') === 'self',
+        selfScheduled: s.choiceSetting(config.schedule, ['self', 'input'] as const, 'schedule') === 'self' && !fromMsg,
         timeoutMs: s.timeoutMsSetting(config.timeoutSeconds),
         retryBaseMs: s.retryBaseMsSetting(config.retrySeconds),
       };
@@ -49,21 +59,28 @@ export = function (RED: NodeAPI) {
     }
     blocked ??= account ? account.problem() : new FetchError('no_key', 'no OpenWeatherMap account selected');
     const dataType = settings.mode === 'forecast' ? 'weather_forecast' : 'weather';
+    /** The place the next fetch asks for (changes per msg for msg-sourced settings). */
+    let place = { lat: settings.lat, lon: settings.lon, zone: settings.zone };
+    /** The place of the fetch that ran last: a msg that joined a fetch of another place fetches again. */
+    let fetched: typeof place | undefined;
 
     const controller = new FetchController<FetchJobResult>({
       blocked,
-      run: (signal) =>
-        fetchWeather(new OpenWeatherApi(account!.client(), account!.apiKey!), {
+      run: (signal) => {
+        fetched = place;
+        return fetchWeather(new OpenWeatherApi(account!.client(), account!.apiKey!), {
           ...settings,
+          ...fetched,
           fetchedAt: new Date(systemClock.now()).toISOString(),
           signal,
-        }),
+        });
+      },
       intervalMs: settings.intervalMs,
       selfScheduled: settings.selfScheduled,
       retryBaseMs: settings.retryBaseMs,
       clock: systemClock,
       timers: systemTimers,
-      metrics: fetchMetricsFor(node.id, { source: 'openweathermap', data_type: dataType, zone: settings.zone }),
+      metrics: fetchMetricsFor(node.id, { source: 'openweathermap', data_type: dataType, zone: types.zone === 'msg' ? `msg.${config.zone}` : settings.zone }),
       okKey: settings.mode === 'forecast' ? 'ok-forecast' : 'ok',
       formatValue: (v) => v.toFixed(1),
       send: (result) => {
@@ -74,11 +91,49 @@ export = function (RED: NodeAPI) {
       warn: (message) => node.warn(message),
     });
 
-    node.on('input', (_msg, _send, done) => {
-      void controller.trigger().then((outcome) => {
+    /** msg-sourced places: one fetch at a time, so each msg gets the place it asked for. */
+    let queue: Promise<void> = Promise.resolve();
+
+    node.on('input', (msg, _send, done) => {
+      const finish = (outcome: Awaited<ReturnType<typeof controller.trigger>>) => {
         // A close aborts the fetch: that is no failure of the msg.
         if (outcome.ok || outcome.error.kind === 'aborted') done();
         else done(outcome.error);
+      };
+      if (!fromMsg || blocked) {
+        void controller.trigger().then(finish);
+        return;
+      }
+      let wanted: typeof place;
+      try {
+        const fromThisMsg = (name: 'lat' | 'lon' | 'zone'): unknown => {
+          let value: unknown;
+          try {
+            value = RED.util.evaluateNodeProperty(config[name], 'msg', node, msg);
+          } catch {
+            value = undefined; // a missing parent (msg.place.lat without msg.place)
+          }
+          if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) {
+            throw new FetchError('config', `msg.${config[name]} (${name}) is missing`);
+          }
+          return value;
+        };
+        wanted = {
+          lat: types.lat === 'msg' ? s.latitudeSetting(fromThisMsg('lat')) : settings.lat,
+          lon: types.lon === 'msg' ? s.longitudeSetting(fromThisMsg('lon')) : settings.lon,
+          zone: types.zone === 'msg' ? s.zoneSetting(fromThisMsg('zone')) : settings.zone,
+        };
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      const same = (a: typeof place | undefined) => a !== undefined && a.lat === wanted.lat && a.lon === wanted.lon && a.zone === wanted.zone;
+      queue = queue.then(async () => {
+        place = wanted;
+        let outcome = await controller.trigger();
+        // It joined a fetch (a retry) of another place: fetch the one asked for.
+        if (!same(fetched)) outcome = await controller.trigger();
+        finish(outcome);
       });
     });
 
@@ -93,3 +148,8 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType('weather-fetch', WeatherFetchNode);
 };
+
+/** The TypedInput type of a setting; flows saved before the type existed have none: a constant. */
+function settingType(type: unknown): 'str' | 'env' | 'msg' {
+  return type === 'env' || type === 'msg' ? type : 'str';
+}

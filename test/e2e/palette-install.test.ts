@@ -14,7 +14,8 @@ import assert from 'assert/strict';
 import fs from 'fs';
 import path from 'path';
 import vm from 'vm';
-import { freePort, httpGet, makeTempDir, npmPack, NodeRedProcess, REPO_ROOT, writeSettings, type PackResult } from '../support/pack';
+import Sqlite from 'better-sqlite3';
+import { CommsClient, freePort, httpGet, makeTempDir, npmPack, NodeRedProcess, REPO_ROOT, writeSettings, type PackResult } from '../support/pack';
 
 interface PackageJson {
   name: string;
@@ -199,6 +200,32 @@ describe('palette package', function () {
       const missing = TYPES.filter((t) => !used.has(t)).map((t) => (configTypes.has(t) ? `${t} (config node)` : t));
       assert.deepEqual(missing, [], `node types without an example in examples/: ${missing.join(', ')}`);
     });
+
+    it('has importable examples: unique ids, every wire and config node reference inside the file; a quick start among them', function () {
+      const flows = exampleFlows();
+      assert.ok(flows.has('quick-start.json'), 'examples/quick-start.json');
+      const problems: string[] = [];
+      for (const [file, flow] of flows) {
+        const ids = new Set<string>();
+        for (const n of flow) {
+          if (typeof n.id !== 'string' || typeof n.type !== 'string') problems.push(`${file}: a node without id or type`);
+          else if (ids.has(n.id)) problems.push(`${file}: id ${n.id} twice`);
+          else ids.add(n.id);
+        }
+        const configIds = new Set(flow.filter((n) => !('wires' in n) && n.type !== 'tab' && n.type !== 'group').map((n) => n.id as string));
+        for (const n of flow) {
+          const wires = (n.wires ?? []) as unknown[];
+          for (const w of wires.flat()) if (!ids.has(w as string)) problems.push(`${file}: ${n.id} wired to missing ${String(w)}`);
+          // (A `z` of a tab not in the file is fine: the editor imports such nodes onto the current tab.)
+          // Our nodes point at their config node by id in one of these properties.
+          for (const key of ['store', 'database', 'account']) {
+            const ref = n[key];
+            if (typeof ref === 'string' && ref !== '' && !configIds.has(ref)) problems.push(`${file}: ${n.id}.${key} → missing config node ${ref}`);
+          }
+        }
+      }
+      assert.deepEqual(problems, []);
+    });
   });
 
   describe('npm pack, then Node-RED palette install', function () {
@@ -338,6 +365,7 @@ describe('palette package', function () {
           .filter((n): n is string => n !== undefined)
           .sort();
         assert.deepEqual(names.filter((n) => !n.endsWith('/')), expected);
+        assert.ok(expected.includes('quick-start'), `the quick start is among the examples: ${expected.join(', ')}`);
         // Every node of every example is of a type this Node-RED knows (else it imports as "unknown").
         const known = new Set((JSON.parse((await httpGet(`${nr!.url}/nodes`)).body) as NodeSetInfo[]).flatMap((set) => set.types));
         for (const t of ['tab', 'group', 'junction', 'subflow']) known.add(t);
@@ -350,6 +378,93 @@ describe('palette package', function () {
           for (const n of nodes) if (!known.has(n.type) && !n.type.startsWith('subflow:')) unknown.push(`${name}: ${n.type}`);
         }
         assert.deepEqual(unknown, [], 'example nodes of unknown types');
+      });
+
+      it('runs the quick-start example as imported, with no hardware and no services: readings validated, rejected, in the hot window and in SQLite', async function () {
+        this.timeout(90000);
+        const example = await httpGet(`${nr!.url}/library/examples/flows/${pkg.name}/quick-start`);
+        assert.equal(example.status, 200);
+        const flow = JSON.parse(example.body) as Record<string, unknown>[];
+        const byName = (type: string, name?: string) => {
+          const n = flow.find((x) => x.type === type && (name === undefined || x.name === name));
+          assert.ok(n, `quick-start has no ${type} ${name ?? ''}`);
+          return n.id as string;
+        };
+        const push = flow.find((x) => x.type === 'hot-window' && x.operation === 'push')!.id as string;
+        const write = flow.find((x) => x.type === 'cold-store' && x.operation === 'write-readings')!.id as string;
+        const ours = flow.filter((x) => TYPES.includes(x.type as string) && 'wires' in x).map((x) => x.id as string);
+        const dbFile = path.join(userDir, 'hypervolt-quick-start.db');
+        assert.ok(!fs.existsSync(dbFile), 'no database before the deploy');
+
+        const comms = await CommsClient.connect(nr!.url, ['status/#', 'debug']);
+        const logFrom = nr!.log().length;
+        try {
+          // As the editor deploys an import: the whole flow, full deployment.
+          const res = await fetch(`${nr!.url}/flows`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
+            body: JSON.stringify(flow),
+          });
+          assert.ok(res.status === 200 || res.status === 204, `POST /flows: ${res.status} ${await res.text()}`);
+
+          const readingsInWindow = () => {
+            const text = comms.statusesOf(push).at(-1)?.text ?? '';
+            return Number(/^connected · (\d+) readings$/.exec(text)?.[1] ?? 0);
+          };
+          // The read-back group first fires 6 s after the deploy.
+          const until = Date.now() + 30000;
+          while (
+            Date.now() < until &&
+            !(readingsInWindow() >= 3 && comms.debugOf(byName('debug', 'latest stored readings')).length > 0 && comms.debugOf(byName('debug', 'hot window of current_1')).length > 0 && comms.debugOf(byName('debug', 'rejected reading')).length > 0)
+          ) {
+            await new Promise((r) => setTimeout(r, 250));
+          }
+          const log = nr!.log().slice(logFrom);
+          assert.ok(readingsInWindow() >= 3, `hot-window push status: ${JSON.stringify(comms.statusesOf(push))}\n${log}`);
+
+          // Accepted readings reached the sidebar with the contract shape.
+          const accepted = comms.debugOf(byName('debug', 'accepted reading')).map((m) => JSON.parse(m) as Record<string, unknown>);
+          assert.ok(accepted.length >= 3, `accepted readings: ${accepted.length}`);
+          for (const r of accepted) assert.deepEqual(Object.keys(r).sort(), ['location', 'sensor_id', 'sensor_type', 'timestamp', 'unit', 'value']);
+          assert.deepEqual([...new Set(accepted.map((r) => r.sensor_type))].sort(), ['current', 'humidity', 'ldr', 'temperature']);
+
+          // The simulator's broken reading took the reject path (output 2), with its error.
+          const rejected = comms.debugOf(byName('debug', 'rejected reading')).map((m) => JSON.parse(m) as { code: string; field: string; message: string });
+          assert.ok(rejected.length >= 1 && rejected.every((e) => e.code && e.field && e.message), `rejects: ${JSON.stringify(rejected)}`);
+
+          // The read-back: one sensor's window from the hot store, the newest rows from the database.
+          const window = JSON.parse(comms.debugOf(byName('debug', 'hot window of current_1'))[0]) as { readings: unknown[]; stats: unknown };
+          assert.ok(Array.isArray(window.readings) && window.readings.length >= 1 && window.stats, `hot window: ${JSON.stringify(window)}`);
+          const latest = JSON.parse(comms.debugOf(byName('debug', 'latest stored readings'))[0]) as { sensor_id: string }[];
+          assert.ok(Array.isArray(latest) && latest.some((r) => r.sensor_id === 'current_1'), `latest readings: ${JSON.stringify(latest)}`);
+
+          // The database file, where the comment says it is (relative to Node-RED's working directory).
+          const db = new Sqlite(dbFile, { readonly: true, fileMustExist: true });
+          try {
+            const stored = db.prepare('SELECT sensor_type, COUNT(*) AS n FROM sensor_readings GROUP BY sensor_type ORDER BY sensor_type').all() as { sensor_type: string; n: number }[];
+            assert.deepEqual(
+              stored.map((r) => r.sensor_type),
+              ['current', 'humidity', 'ldr', 'temperature'],
+            );
+          } finally {
+            db.close();
+          }
+
+          // No node failed or shows trouble.
+          assert.doesNotMatch(log, /\[error\]/, log);
+          // sensor-validate turns red when it has rejected something: the simulator's broken readings, on purpose.
+          const validate = byName('sensor-validate');
+          const red = ours.flatMap((id) =>
+            comms
+              .statusesOf(id)
+              .filter((s) => s.fill === 'red' && !(id === validate && /rejected [1-9]/.test(s.text ?? '')))
+              .map((s) => `${id}: ${s.text}`),
+          );
+          assert.deepEqual(red, []);
+          assert.ok(comms.statusesOf(write).length > 0, 'cold-store shows a status');
+        } finally {
+          comms.close();
+        }
       });
 
       it('loads the same nodes at start after a restart', async function () {

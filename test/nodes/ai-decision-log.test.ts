@@ -246,4 +246,51 @@ describe('ai-decision-log node', function () {
     assert.match(got.caught[0].error.message, /may not contain/);
     assert.equal(got.rows.length, 0);
   });
+
+  describe('topic prefix as a TypedInput (topicPrefixType)', () => {
+    const COMMAND = { device_id: 'fan_1', command: 'off' };
+    async function commandTopics(props: Record<string, unknown>, msgs: Msg[]): Promise<{ topics: string[]; caught: Msg[] }> {
+      const f = flow(url).map((n) => (n.id === 'log' ? { ...n, operation: 'command', ...props } : n));
+      await helper.load([decisionLog, databaseNode, completeNode, catchNode], f);
+      const got = collect('published', 'completed', 'caught');
+      for (const m of msgs) helper.getNode('log').receive(m);
+      await until(() => got.completed.length + got.caught.length === msgs.length, 'every msg');
+      return { topics: got.published.map((m) => m.topic as string), caught: got.caught };
+    }
+
+    it('msg: each msg names its own prefix; without one the default HyperVolt; a wildcard fails that msg only', async () => {
+      const { topics, caught } = await commandTopics({ topicPrefix: 'site.prefix', topicPrefixType: 'msg' }, [
+        { payload: COMMAND, site: { prefix: 'home-a' } },
+        { payload: COMMAND },
+        { payload: COMMAND, site: { prefix: 'bad/#' } },
+        { payload: COMMAND, site: { prefix: 'home-b/' } },
+      ]);
+      assert.deepEqual(topics, ['home-a/commands/fan_1', 'HyperVolt/commands/fan_1', 'home-b/commands/fan_1']);
+      assert.equal(caught.length, 1);
+      assert.match(caught[0].error.message, /may not contain/);
+    });
+
+    it('str: the configured prefix, whatever the msg says; env: the variable named in the field', async () => {
+      const str = await commandTopics({ topicPrefix: 'fixed', topicPrefixType: 'str' }, [{ payload: COMMAND, topicPrefix: 'other' }]);
+      assert.deepEqual(str.topics, ['fixed/commands/fan_1']);
+      await helper.unload();
+      process.env.HV_TEST_ADL_PREFIX = 'from-env';
+      try {
+        const env = await commandTopics({ topicPrefix: 'HV_TEST_ADL_PREFIX', topicPrefixType: 'env' }, [{ payload: COMMAND }]);
+        assert.deepEqual(env.topics, ['from-env/commands/fan_1']);
+      } finally {
+        delete process.env.HV_TEST_ADL_PREFIX;
+      }
+    });
+
+    it('no topicPrefixType (flows saved before it existed): a whole-value ${VAR} is substituted as before', async () => {
+      process.env.HV_TEST_ADL_PREFIX = 'legacy';
+      try {
+        const { topics } = await commandTopics({ topicPrefix: '${HV_TEST_ADL_PREFIX}' }, [{ payload: COMMAND }]);
+        assert.deepEqual(topics, ['legacy/commands/fan_1']);
+      } finally {
+        delete process.env.HV_TEST_ADL_PREFIX;
+      }
+    });
+  });
 });

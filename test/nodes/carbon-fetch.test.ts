@@ -280,4 +280,73 @@ describe('carbon-fetch node', function () {
     await sleep(1500);
     assert.equal(fake.requests.length, count, 'no request after unload');
   });
+
+  describe('zone as a TypedInput (zoneType)', () => {
+    afterEach(() => {
+      delete process.env.HV_TEST_CARBON_ZONE;
+    });
+
+    it('msg: nothing fetched on deploy (even with the self schedule); each input msg fetches the zone it names', async () => {
+      const { node, out, completed, caught } = await load({ zone: 'grid.zone', zoneType: 'msg', schedule: 'self' });
+      await sleep(400);
+      assert.equal(fake.requestsTo(LATEST).length, 0, 'no zone yet: no fetch');
+      assert.deepEqual(lastStatus(node), { fill: 'grey', shape: 'ring', text: 'carbon-fetch.status.standby' });
+      node.receive({ payload: 'go', grid: { zone: 'DE' } });
+      await waitFor(() => completed.length === 1, 'done() of the DE msg');
+      node.receive({ payload: 'go', grid: { zone: 'FR' } });
+      await waitFor(() => completed.length === 2, 'done() of the FR msg');
+      assert.deepEqual(
+        fake.requestsTo(LATEST).map((r) => r.query.zone),
+        ['DE', 'FR'],
+      );
+      assert.deepEqual(
+        out.map((m) => (m.payload as GridRow).zone),
+        ['DE', 'FR'],
+      );
+      assert.equal(caught.length, 0);
+    });
+
+    it('msg: a msg without a zone, or with a malformed one, fails with code config and fetches nothing', async () => {
+      const { node, caught, completed } = await load({ zone: 'grid.zone', zoneType: 'msg' });
+      node.receive({ payload: 'go' });
+      node.receive({ payload: 'go', grid: {} });
+      node.receive({ payload: 'go', grid: { zone: 'no zone!' } });
+      await waitFor(() => caught.length === 3, 'three errors');
+      assert.deepEqual(
+        caught.map((m) => m.error?.code),
+        ['config', 'config', 'config'],
+      );
+      assert.match(caught[0].error!.message, /msg\.grid\.zone/);
+      assert.match(caught[2].error!.message, /not a zone key/);
+      assert.equal(completed.length, 0);
+      assert.equal(fake.requests.length, 0);
+    });
+
+    it('str: the configured zone, whatever the msg says', async () => {
+      const { node, out, completed } = await load({ zone: 'DE', zoneType: 'str' });
+      await waitFor(() => out.length === 1, 'the row of the deploy fetch');
+      node.receive({ payload: 'go', zone: 'FR' });
+      await waitFor(() => completed.length === 1, 'done()');
+      assert.deepEqual(
+        fake.requestsTo(LATEST).map((r) => r.query.zone),
+        ['DE', 'DE'],
+      );
+    });
+
+    it('env: the zone from the environment variable named in the field, read at deploy', async () => {
+      process.env.HV_TEST_CARBON_ZONE = 'FR';
+      const { out } = await load({ zone: 'HV_TEST_CARBON_ZONE', zoneType: 'env' });
+      await waitFor(() => out.length === 1, 'the row');
+      assert.equal((out[0].payload as GridRow).zone, 'FR');
+      assert.deepEqual(fake.requestsTo(LATEST)[0].query, { zone: 'FR' });
+    });
+
+    it('no zoneType (flows saved before it existed): a constant, and a whole-value ${VAR} still substituted', async () => {
+      process.env.HV_TEST_CARBON_ZONE = 'DE';
+      const { out } = await load({ zone: '${HV_TEST_CARBON_ZONE}' });
+      await waitFor(() => out.length === 1, 'the row');
+      assert.equal((out[0].payload as GridRow).zone, 'DE');
+      assert.deepEqual(fake.requestsTo(LATEST)[0].query, { zone: 'DE' });
+    });
+  });
 });

@@ -212,4 +212,48 @@ describe('weather-fetch node', function () {
     await sleep(1500);
     assert.equal(fake.requests.length, count, 'no request after unload');
   });
+
+  describe('lat, lon and zone as TypedInputs (latType, lonType, zoneType)', () => {
+    afterEach(() => {
+      delete process.env.HV_TEST_WEATHER_LAT;
+    });
+
+    it('msg: nothing fetched on deploy; each input msg fetches the place it names (other fields from config)', async () => {
+      const { node, out, completed, caught } = await load({ lat: 'lat', latType: 'msg', lon: 'place.lon', lonType: 'msg', zone: 'DE', zoneType: 'str' });
+      await sleep(400);
+      assert.equal(fake.requestsTo(WEATHER).length, 0, 'no place yet: no fetch');
+      assert.deepEqual(lastStatus(node), { fill: 'grey', shape: 'ring', text: 'weather-fetch.status.standby' });
+      node.receive({ payload: 'go', lat: 52.52, place: { lon: '13.405' } });
+      await waitFor(() => completed.length === 1, 'done()');
+      assert.equal(caught.length, 0);
+      const q = fake.requestsTo(WEATHER)[0].query;
+      assert.equal(Number(q.lat), 52.52);
+      assert.equal(Number(q.lon), 13.405);
+      assert.equal((out[0].payload as GridRow).zone, 'DE');
+    });
+
+    it('msg: a missing or out-of-range value fails the msg with code config and fetches nothing', async () => {
+      const { node, caught } = await load({ lat: 'lat', latType: 'msg' });
+      node.receive({ payload: 'go' });
+      node.receive({ payload: 'go', lat: 123 });
+      await waitFor(() => caught.length === 2, 'two errors');
+      assert.deepEqual(
+        caught.map((m) => m.error?.code),
+        ['config', 'config'],
+      );
+      assert.match(caught[0].error!.message, /msg\.lat/);
+      assert.match(caught[1].error!.message, /latitude/);
+      assert.equal(fake.requests.length, 0);
+    });
+
+    it('env and str: read at deploy; a missing type keeps the old meaning (constant or ${VAR})', async () => {
+      process.env.HV_TEST_WEATHER_LAT = '48.85';
+      const { out } = await load({ lat: 'HV_TEST_WEATHER_LAT', latType: 'env', lon: '2.35', lonType: 'str', zone: '${HV_TEST_WEATHER_LAT_UNSET}' });
+      await waitFor(() => out.length === 1, 'the row');
+      const q = fake.requestsTo(WEATHER)[0].query;
+      assert.equal(Number(q.lat), 48.85);
+      assert.equal(Number(q.lon), 2.35);
+      assert.equal((out[0].payload as GridRow).zone, 'IN-KA', 'an unset ${VAR} means the default, as before');
+    });
+  });
 });

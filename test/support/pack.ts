@@ -8,6 +8,7 @@ import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
+import WebSocket from 'ws';
 
 /** dist/test/support → the repository root. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -185,5 +186,49 @@ export class NodeRedProcess {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);
+  }
+}
+
+export interface CommsMessage {
+  topic: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * The editor's live channel (`/comms` websocket): node statuses (`status/<id>`) and debug sidebar
+ * messages (`debug`), as the editor sees them. Keeps every message received.
+ */
+export class CommsClient {
+  readonly messages: CommsMessage[] = [];
+
+  private constructor(private readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const parsed = JSON.parse(data.toString()) as CommsMessage | CommsMessage[];
+      for (const m of Array.isArray(parsed) ? parsed : [parsed]) this.messages.push(m);
+    });
+  }
+
+  static async connect(baseUrl: string, topics: string[]): Promise<CommsClient> {
+    const socket = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/comms`);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    for (const topic of topics) socket.send(JSON.stringify({ subscribe: topic }));
+    return new CommsClient(socket);
+  }
+
+  /** The statuses a node has shown so far, oldest first. */
+  statusesOf(id: string): { fill?: string; shape?: string; text?: string }[] {
+    return this.messages.filter((m) => m.topic === `status/${id}`).map((m) => m.data as { fill?: string; shape?: string; text?: string });
+  }
+
+  /** What the debug node `id` sent to the sidebar so far (its `msg`, as the editor gets it: serialized). */
+  debugOf(id: string): string[] {
+    return this.messages.filter((m) => m.topic === 'debug' && m.data.id === id).map((m) => String(m.data.msg));
+  }
+
+  close(): void {
+    this.socket.close();
   }
 }
