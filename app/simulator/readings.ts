@@ -4,6 +4,7 @@
  * path. Pure functions.
  */
 import { House, unitOf, type SensorType } from './house';
+import type { Reading } from '../../nodes/shared/types';
 
 export interface Stream {
   location: string;
@@ -14,15 +15,8 @@ export interface Stream {
   topic: string;
 }
 
-/** A reading as the Pi sends it. */
-export interface SimReading {
-  sensor_type: string;
-  sensor_id: string;
-  value: number;
-  unit: string;
-  location: string;
-  timestamp: string;
-}
+/** A reading as the Pi sends it: the contract's shape, every field present. */
+export type SimReading = Reading;
 
 /** Every (location, sensor) pair, locations outer: the order readings are taken in. */
 export function makeStreams(prefix: string, locations: readonly string[], sensors: readonly SensorType[]): Stream[] {

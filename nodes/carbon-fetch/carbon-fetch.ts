@@ -36,7 +36,7 @@ export = function (RED: NodeAPI) {
     const node = this;
     const account = (RED.nodes.getNode(config.account) as unknown as AccountConfigNode | null)?.account;
     let blocked: FetchError | undefined;
-    const zoneType = settingType(config.zoneType);
+    const zoneType = s.settingType(config.zoneType);
     // A zone from the msg has no value until a msg comes: the node then fetches only on input.
     const zoneFromMsg = zoneType === 'msg';
     let settings = { zone: s.DEFAULT_ZONE, mode: 'latest' as 'latest' | 'forecast', intervalMs: 0, selfScheduled: true, timeoutMs: 0, retryBaseMs: 0, backfill: true };
@@ -141,10 +141,6 @@ export = function (RED: NodeAPI) {
   RED.nodes.registerType('carbon-fetch', CarbonFetchNode);
 };
 
-/** The TypedInput type of a setting; flows saved before the type existed have none: a constant. */
-function settingType(type: unknown): 'str' | 'env' | 'msg' {
-  return type === 'env' || type === 'msg' ? type : 'str';
-}
 
 /** The zone a msg names (in `msg.<property>`); missing or malformed is a `config` error of that msg. */
 function msgZone(value: unknown, property: string): string {

@@ -36,7 +36,7 @@ export = function (RED: NodeAPI) {
     const node = this;
     const account = (RED.nodes.getNode(config.account) as unknown as AccountConfigNode | null)?.account;
     let blocked: FetchError | undefined;
-    const types = { lat: settingType(config.latType), lon: settingType(config.lonType), zone: settingType(config.zoneType) };
+    const types = { lat: s.settingType(config.latType), lon: s.settingType(config.lonType), zone: s.settingType(config.zoneType) };
     // A place from the msg has no value until a msg comes: the node then fetches only on input.
     const fromMsg = types.lat === 'msg' || types.lon === 'msg' || types.zone === 'msg';
     /** A str/env setting's value, once at start (msg ones get the default until a msg says). */
@@ -148,8 +148,3 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType('weather-fetch', WeatherFetchNode);
 };
-
-/** The TypedInput type of a setting; flows saved before the type existed have none: a constant. */
-function settingType(type: unknown): 'str' | 'env' | 'msg' {
-  return type === 'env' || type === 'msg' ? type : 'str';
-}

@@ -19,6 +19,7 @@ import { freePort, startApp, type RunningApp } from '../support/app';
 import { EM_TEST_KEY, FakeElectricityMaps } from '../support/fakes/electricitymaps';
 import { FakeOpenWeatherMap, OWM_TEST_KEY } from '../support/fakes/openweathermap';
 import { RUN_ID } from '../support/services';
+import { eventually } from '../support/e2e';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(__dirname, '..', '..', '..'); // dist/test/e2e → repo root
@@ -36,22 +37,6 @@ const CHROMIUM_ARGS = [
 
 /** A timestamp `msAgo` in the past, as a Pi sends it. */
 const ago = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
-
-/** Polls until `check` returns a value (not undefined) or `ms` pass. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The text of the table row containing `text` in a group (Dashboard 2.0 ids them `nrdb-ui-group-{id}`), within `ms`. */
 async function rowText(page: Page, group: string, text: string, ms = 5000): Promise<string> {

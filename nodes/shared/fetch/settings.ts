@@ -91,3 +91,8 @@ export function booleanSetting(value: unknown, fallback: boolean): boolean {
   if (v === undefined) return fallback;
   return !/^(false|0|no|off)$/i.test(v);
 }
+
+/** The TypedInput type of a setting; flows saved before the type existed have none: a constant. */
+export function settingType(type: unknown): 'str' | 'env' | 'msg' {
+  return type === 'env' || type === 'msg' ? type : 'str';
+}
