@@ -72,14 +72,28 @@ export type DatabaseSource = () => Promise<Database>;
  * The batcher's flush for readings: one `saveMany` per batch (one INSERT, plus one
  * `findByKeys` only when there were duplicates); every reading gets its stored row.
  */
-export function readingFlush(getDatabase: DatabaseSource, onFlushed?: (seconds: number) => void) {
-  return async (readings: Reading[]): Promise<FlushOutcome<ReadingRow>> => {
+export function readingFlush(getDatabase: DatabaseSource, onFlushed?: (seconds: number) => void, wantRows = true) {
+  return async (readings: Reading[]): Promise<FlushOutcome<ReadingRow | null>> => {
     const db = await getDatabase();
     const started = process.hrtime.bigint();
+    if (!wantRows) {
+      // Nobody reads the rows (output not wired, e.g. the MQTT path): no lookup of duplicates,
+      // no row objects per reading.
+      const { duplicates } = await db.readings.insertMany(readings);
+      onFlushed?.(Number(process.hrtime.bigint() - started) / 1e9);
+      return { results: new Array<null>(readings.length).fill(null), duplicates };
+    }
     const saved = await db.readings.saveMany(readings);
     onFlushed?.(Number(process.hrtime.bigint() - started) / 1e9);
     return { results: saved.rows, duplicates: saved.duplicates };
   };
+}
+
+/** Whether a write node's output needs the stored rows: option `output` (default rows) and wired at all. */
+export function wantsRows(output: unknown, wires: unknown): boolean {
+  if (output === 'none') return false;
+  if (!Array.isArray(wires)) return true;
+  return wires.some((w) => Array.isArray(w) && w.length > 0);
 }
 
 // SQLSTATE classes that a retry cannot fix: data exception, integrity constraint violation,

@@ -17,6 +17,10 @@ interface ColdStoreDef extends NodeDef {
   operation?: string;
   batchSize?: string | number;
   flushMs?: string | number;
+  /** `idle` (default): flush whenever no flush is in flight; `timer`: wait for batch size or flushMs. */
+  flushWhen?: string;
+  /** `rows` (default): the output carries the stored rows; `none`: the msg passes on as it came. */
+  output?: string;
   maxQueued?: string | number;
   retentionDays?: string | number;
   dataType?: string;
@@ -36,12 +40,15 @@ export = function (RED: NodeAPI) {
       : () => Promise.reject(new DatabaseUnavailableError(t('errors.no-database')));
 
     const flushSeconds = metrics.summary('hypervolt_cold_store_flush_seconds', 'Time to write one batch of readings.');
+    // Rows cost a RETURNING, a lookup of duplicates and an object per reading: only when used.
+    const wantRows = ops.wantsRows(config.output, (node as unknown as { wires?: unknown }).wires);
     const batcher =
       op === 'write-readings'
-        ? new ReadingBatcher<Reading, ReadingRow>({
-            flush: ops.readingFlush(getDatabase, (seconds) => flushSeconds.observe(seconds, { node: node.id })),
+        ? new ReadingBatcher<Reading, ReadingRow | null>({
+            flush: ops.readingFlush(getDatabase, (seconds) => flushSeconds.observe(seconds, { node: node.id }), wantRows),
             maxBatch: parsePositiveInt(config.batchSize, 500),
             maxDelayMs: parsePositiveInt(config.flushMs, 100),
+            flushWhenIdle: config.flushWhen !== 'timer',
             maxQueued: parsePositiveInt(config.maxQueued, 100_000),
             isRetryable: ops.isRetryableDbError,
             onEvent: (e) => {
@@ -100,7 +107,7 @@ export = function (RED: NodeAPI) {
           return done(err);
         }
         completions.stored(msg._msgid, parsed.readings.length);
-        m.payload = parsed.single ? rows?.[0] : rows;
+        if (wantRows) m.payload = parsed.single ? rows?.[0] : rows;
         send(msg);
         done();
       });

@@ -6,6 +6,10 @@
  * Policy:
  * - a batch is flushed when `maxBatch` items are queued or `maxDelayMs` after the oldest queued
  *   item arrived; one flush is in flight at a time, so rows are written in arrival order;
+ * - with `flushWhenIdle`, a batch is also flushed as soon as no flush is in flight (deferred by
+ *   one turn of the event loop, so the messages of one burst go together): natural batching,
+ *   one-row batches at low rates (low latency), full batches under load; the timer is then only
+ *   an upper bound;
  * - a message's items are never split across batches (a message larger than `maxBatch` is a
  *   batch of its own);
  * - a failed flush whose error is retryable (database down) keeps its items at the head of the
@@ -46,6 +50,10 @@ export interface ReadingBatcherOptions<T, R> {
   maxBatch?: number;
   /** Flush at the latest this long after the oldest queued item arrived. Default 100 ms. */
   maxDelayMs?: number;
+  /** Flush whenever no flush is in flight (natural batching) instead of waiting for the timer. Default false. */
+  flushWhenIdle?: boolean;
+  /** How a flush when idle is deferred (default `setImmediate`: after the messages already due this turn). */
+  defer?: (fn: () => void) => void;
   /** Items held at most (queued + in flight); beyond it a message is refused. Default 100 000. */
   maxQueued?: number;
   /** First retry delay after a failed flush, doubled per attempt. Default 100 ms. */
@@ -99,6 +107,20 @@ export class QueueFullError extends Error {
     super(`write queue full (${maxQueued} readings waiting): message of ${items} reading(s) refused`);
     this.name = 'QueueFullError';
   }
+
+  /**
+   * Without a stack trace: under overload every refused message gets one of these, and capturing
+   * a stack per refusal costs more than the refusal itself (the message says what happened).
+   */
+  static cheap(items: number, maxQueued: number): QueueFullError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new QueueFullError(items, maxQueued);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
 }
 
 export class BatcherClosedError extends Error {
@@ -142,7 +164,12 @@ export class ReadingBatcher<T, R> {
   private readonly timers: Timers;
   private readonly random: () => number;
 
+  /** Entries from `head` on are queued (a head index makes dequeue O(1); compacted now and then). */
   private queue: Entry<T, R>[] = [];
+  private head = 0;
+  readonly flushWhenIdle: boolean;
+  private readonly defer: (fn: () => void) => void;
+  private deferred = false;
   private queuedItems = 0;
   private inFlight: Entry<T, R>[] | null = null;
   private inFlightItems = 0;
@@ -184,6 +211,13 @@ export class ReadingBatcher<T, R> {
     this.clock = opts.clock ?? systemClock;
     this.timers = opts.timers ?? systemTimers;
     this.random = opts.random ?? Math.random;
+    this.flushWhenIdle = opts.flushWhenIdle === true;
+    this.defer = opts.defer ?? ((fn) => void setImmediate(fn));
+  }
+
+  /** Messages waiting for a flush. */
+  private get queuedMessages(): number {
+    return this.queue.length - this.head;
   }
 
   /**
@@ -202,7 +236,7 @@ export class ReadingBatcher<T, R> {
     if (this.queuedItems + this.inFlightItems + items.length > this.maxQueued) {
       this.s.refused++;
       this.s.refusedItems += items.length;
-      callback(new QueueFullError(items.length, this.maxQueued));
+      callback(QueueFullError.cheap(items.length, this.maxQueued));
       return;
     }
     this.queue.push({ items, at: this.clock.now(), callback, settled: false });
@@ -248,14 +282,23 @@ export class ReadingBatcher<T, R> {
 
   /** Decides whether to flush now, arm the delay timer, or wait (flush in flight, retry armed). */
   private schedule(): void {
-    if (this.inFlight || this.queue.length === 0) return;
+    if (this.inFlight || this.queuedMessages === 0) return;
     if (this.timerKind === 'retry') return;
     // Messages put back after a failure keep their arrival time, so they are due at once.
-    const wait = this.queue[0].at + this.maxDelayMs - this.clock.now();
+    const wait = this.queue[this.head].at + this.maxDelayMs - this.clock.now();
     if (this.closing !== null || this.queuedItems >= this.maxBatch || wait <= 0) {
       this.clearTimer();
       void this.flushNext();
       return;
+    }
+    if (this.flushWhenIdle && !this.deferred) {
+      this.deferred = true;
+      this.defer(() => {
+        this.deferred = false;
+        if (this.inFlight || this.queuedMessages === 0 || this.timerKind === 'retry') return;
+        this.clearTimer();
+        void this.flushNext();
+      });
     }
     if (this.timerKind === 'delay') return;
     this.armTimer('delay', wait);
@@ -287,12 +330,24 @@ export class ReadingBatcher<T, R> {
     let n = 0;
     this.splitBatch = this.splits.length > 0;
     const limit = this.splitBatch ? (this.splits.shift() as number) : Infinity;
-    while (this.queue.length > 0 && batch.length < limit) {
-      const next = this.queue[0];
+    const queue = this.queue;
+    let head = this.head;
+    while (head < queue.length && batch.length < limit) {
+      const next = queue[head];
       if (batch.length > 0 && n + next.items.length > this.maxBatch) break;
       batch.push(next);
       n += next.items.length;
-      this.queue.shift();
+      queue[head++] = undefined as unknown as Entry<T, R>; // let it be collected once settled
+    }
+    if (head === queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (head > 1024 && head * 2 > queue.length) {
+      // One splice per many batches keeps the array from growing at its head.
+      queue.splice(0, head);
+      this.head = 0;
+    } else {
+      this.head = head;
     }
     this.queuedItems -= n;
     this.inFlightItems = n;
@@ -300,7 +355,7 @@ export class ReadingBatcher<T, R> {
   }
 
   private async flushNext(): Promise<void> {
-    if (this.inFlight || this.queue.length === 0) return;
+    if (this.inFlight || this.queuedMessages === 0) return;
     const batch = this.takeBatch();
     this.inFlight = batch;
     const items: T[] = [];
@@ -384,7 +439,7 @@ export class ReadingBatcher<T, R> {
       this.outage = { since: this.clock.now(), written: 0 };
       this.emit({ type: 'down', error: err.message, waiting: this.pending });
     }
-    if (this.queue.length > 0) this.armTimer('retry', this.backoff(this.attempt));
+    if (this.queuedMessages > 0) this.armTimer('retry', this.backoff(this.attempt));
   }
 
   private emit(event: BatcherEvent): void {
@@ -403,7 +458,9 @@ export class ReadingBatcher<T, R> {
 
   private requeueFront(batch: Entry<T, R>[]): void {
     const open = batch.filter((e) => !e.settled);
-    this.queue.unshift(...open);
+    // Rare (failures only): rebuilding the array here keeps the common path simple.
+    this.queue = open.concat(this.queue.slice(this.head));
+    this.head = 0;
     for (const e of open) this.queuedItems += e.items.length;
   }
 
@@ -424,13 +481,14 @@ export class ReadingBatcher<T, R> {
     this.closing.deadline = null;
     this.abandoned = this.inFlight !== null;
     this.clearTimer();
-    const left = [...(this.inFlight ?? []), ...this.queue].filter((e) => !e.settled);
+    const left = [...(this.inFlight ?? []), ...this.queue.slice(this.head)].filter((e) => !e.settled);
     const count = left.reduce((n, e) => n + e.items.length, 0);
     const why = this.s.lastError ? `: ${this.s.lastError}` : '';
     const err = new Error(
       `closed after ${this.closeTimeoutMs} ms with ${count} reading(s) not stored${why}`,
     );
     this.queue = [];
+    this.head = 0;
     this.queuedItems = 0;
     // An in-flight flush may still finish; its messages are settled here and its result ignored.
     this.inFlightItems = 0;

@@ -30,11 +30,29 @@ export function readingsFromPayload(payload: unknown): Reading[] {
   return readings as Reading[];
 }
 
-/** Stores the readings of a msg; resolves with how many. */
-export async function pushPayload(store: WindowStore, payload: unknown): Promise<number> {
+/** What a push passes on: every msg (`all`, default) or only the readings new to the store (`new`). */
+export type PassOn = 'all' | 'new';
+
+export function parsePassOn(v: unknown): PassOn {
+  return v === 'new' ? 'new' : 'all';
+}
+
+/** Stores the readings of a msg; resolves with how many, and which were new (not a redelivery). */
+export async function pushPayload(store: WindowStore, payload: unknown): Promise<{ count: number; fresh: Reading[] }> {
   const readings = readingsFromPayload(payload);
-  await store.pushMany(readings);
-  return readings.length;
+  const added = await store.pushMany(readings);
+  const fresh = added.every(Boolean) ? readings : readings.filter((_, i) => added[i]);
+  return { count: readings.length, fresh };
+}
+
+/**
+ * The payload to pass on after a push with `new` only: a single reading when it was new, the
+ * new readings of an array when there are any; undefined when nothing is new (send nothing).
+ */
+export function newOnlyPayload(payload: unknown, fresh: Reading[]): unknown {
+  if (!Array.isArray(payload)) return fresh.length > 0 ? payload : undefined;
+  if (fresh.length === 0) return undefined;
+  return fresh.length === payload.length ? payload : fresh;
 }
 
 // ---- read ----
@@ -132,6 +150,35 @@ export async function setContextRows(store: WindowStore, payload: unknown): Prom
  * (`{type: 'sensor_update', data}`); throws `WindowInputError` for anything else, so a wiring
  * mistake fails the msg instead of sending clients something they cannot read.
  */
+/** How a `broadcast` reads its payload: a ready message (`as-is`) or Reading(s) to wrap (`sensor_update`). */
+export type BroadcastFormat = 'as-is' | 'sensor_update';
+
+export function parseBroadcastFormat(v: unknown): BroadcastFormat {
+  return v === 'sensor_update' ? 'sensor_update' : 'as-is';
+}
+
+/** The messages to publish for a payload in the given format: one per reading for `sensor_update`. */
+export function broadcastMessages(payload: unknown, format: BroadcastFormat): Record<string, unknown>[] {
+  if (format === 'as-is') return [broadcastMessageFromPayload(payload)];
+  const readings = readingsFromPayload(payload);
+  return readings.map(sensorUpdate);
+}
+
+/** CONTRACT section 3: `{type: 'sensor_update', data}` with exactly the reading's six fields. */
+export function sensorUpdate(r: Reading): Record<string, unknown> {
+  return {
+    type: 'sensor_update',
+    data: {
+      sensor_type: r.sensor_type,
+      sensor_id: r.sensor_id,
+      value: r.value,
+      unit: r.unit,
+      location: r.location,
+      timestamp: r.timestamp,
+    },
+  };
+}
+
 export function broadcastMessageFromPayload(payload: unknown): Record<string, unknown> {
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
     throw new WindowInputError('a broadcast payload must be a message object such as {"type": "sensor_update", "data": {...}}');

@@ -13,17 +13,21 @@ import { applyApiResponse, ok, unavailable } from '../shared/http';
 import { systemClock } from '../shared/clock';
 import type { HotStoreConfigNode } from '../hypervolt-hot-store/hot-store-config';
 import {
-  broadcastMessageFromPayload, buildContext, checkHealth, leaderGateSettings, parseOperation, pushPayload, readBuffer,
-  setContextRows, withHealth, UNAVAILABLE_DETAIL, type HotWindowOperation,
+  broadcastMessages, buildContext, checkHealth, leaderGateSettings, newOnlyPayload, parseBroadcastFormat, parseOperation,
+  parsePassOn, pushPayload, readBuffer, setContextRows, withHealth, UNAVAILABLE_DETAIL, type HotWindowOperation,
 } from './hot-window-ops';
 import { LeaderGate } from './leadership';
 import { ThrottledStatus } from './hot-window-status';
+import { completions } from '../shared/spool/tracker';
 
 type Msg = NodeMessage & Record<string, unknown>;
 type Send = (msg: NodeMessage) => void;
 
 export = function (RED: NodeAPI) {
-  function HotWindowNode(this: Node, def: NodeDef & { store?: string; operation?: string; lock?: string; ttl?: string }) {
+  function HotWindowNode(
+    this: Node,
+    def: NodeDef & { store?: string; operation?: string; lock?: string; ttl?: string; passOn?: string; format?: string },
+  ) {
     RED.nodes.createNode(this, def);
     const node = this;
     const t = (key: string, vars?: Record<string, string | number>) => RED._(`hot-window.${key}`, vars);
@@ -41,6 +45,8 @@ export = function (RED: NodeAPI) {
       return;
     }
     const store = storeNode.getStore();
+    const passOn = parsePassOn(def.passOn);
+    const format = parseBroadcastFormat(def.format);
     const counts = operation === 'push' || operation === 'broadcast' || operation === 'on-broadcast';
     const countKey = operation === 'push' ? 'status.readings' : 'status.messages';
     let gate: LeaderGate | undefined;
@@ -62,8 +68,31 @@ export = function (RED: NodeAPI) {
 
     const handlers: Record<HotWindowOperation, (msg: Msg, send: Send) => Promise<void>> = {
       push: async (msg, send) => {
-        status.succeeded(await pushPayload(store, msg.payload));
-        send(msg);
+        // A spooled message's entry also waits for this push, so maxPending bounds this path too.
+        const msgid = msg._msgid as string | undefined;
+        completions.hold(msgid);
+        let pushed: Awaited<ReturnType<typeof pushPayload>>;
+        try {
+          pushed = await pushPayload(store, msg.payload);
+        } catch (err) {
+          completions.release(msgid);
+          throw err;
+        }
+        // Released one turn after the send, once the next node (a broadcast) took its own hold.
+        const release = () => void setImmediate(() => completions.release(msgid));
+        const { count, fresh } = pushed;
+        status.succeeded(count);
+        if (passOn === 'all') {
+          send(msg);
+          return release();
+        }
+        // `new` only: a redelivered reading (already in its window) goes no further.
+        const payload = newOnlyPayload(msg.payload, fresh);
+        if (payload !== undefined) {
+          msg.payload = payload;
+          send(msg);
+        }
+        release();
       },
       read: async (msg, send) => {
         const { response, error } = await readBuffer(store, msg);
@@ -96,8 +125,15 @@ export = function (RED: NodeAPI) {
         send(msg); // a down store is an answer here, not an error
       },
       broadcast: async (msg) => {
-        await store.publish([broadcastMessageFromPayload(msg.payload)]);
-        status.succeeded(1);
+        const messages = broadcastMessages(msg.payload, format);
+        const msgid = msg._msgid as string | undefined;
+        completions.hold(msgid); // as push: the spool entry waits for the publish too
+        try {
+          await store.publish(messages);
+        } finally {
+          completions.release(msgid);
+        }
+        status.succeeded(messages.length);
       },
       // Emits what the channel carries (below); a msg sent to it has nothing to do.
       'on-broadcast': async () => undefined,

@@ -106,10 +106,11 @@ export class MemoryWindowStore implements WindowStore {
     this.assertOpen();
   }
 
-  async pushMany(readings: readonly Reading[]): Promise<void> {
+  async pushMany(readings: readonly Reading[]): Promise<boolean[]> {
     this.assertOpen();
     const entries = prepareEntries(readings);
     const now = this.clock.now();
+    const added: boolean[] = [];
     for (const { key, ms, value } of entries) {
       const name = sensorName(key);
       let w = this.liveWindow(name, now);
@@ -118,10 +119,11 @@ export class MemoryWindowStore implements WindowStore {
         this.makeRoom(now);
         w = { entries: [], lastPush: now };
       }
-      this.insert(w.entries, ms, value);
+      added.push(this.insert(w.entries, ms, value));
       w.lastPush = now;
       this.windows.set(name, w);
     }
+    return added;
   }
 
   async read(key: SensorKey): Promise<WindowSnapshot> {
@@ -217,17 +219,21 @@ export class MemoryWindowStore implements WindowStore {
     return snapshotOf(entries, this.size);
   }
 
-  private insert(entries: StoredEntry[], ms: number, value: number): void {
+  /** False when the same entry (timestamp and value) was there already, as the Redis script. */
+  private insert(entries: StoredEntry[], ms: number, value: number): boolean {
     const n = entries.length;
     if (n === 0 || ms > entries[n - 1].ms) {
       entries.push({ ms, value }); // the usual case: readings arrive in order
     } else {
       const i = lowerBound(entries, ms);
-      if (i < n && entries[i].ms === ms) entries[i].value = value; // same reading again: replace
-      else if (i === 0 && n >= this.size) return; // older than the oldest of a full window
+      if (i < n && entries[i].ms === ms) {
+        if (entries[i].value === value) return false; // the same reading again
+        entries[i].value = value; // a corrected value replaces it
+      } else if (i === 0 && n >= this.size) return true; // older than the oldest of a full window
       else entries.splice(i, 0, { ms, value });
     }
     if (entries.length > this.size) entries.splice(0, entries.length - this.size);
+    return true;
   }
 
   private makeRoom(now: number): void {

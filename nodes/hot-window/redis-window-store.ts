@@ -45,17 +45,23 @@ import {
  * KEYS[1] window, KEYS[2] registry; ARGV: score (ms), member, size, ttl ms, registry member.
  * Same timestamp → the old entry goes (a redelivery or a corrected value replaces it); then the
  * window is trimmed to the newest `size` by rank, which also drops a reading older than the
- * oldest of a full window.
+ * oldest of a full window. Returns 0 when the same entry (the member is `ms|value`: same
+ * timestamp and value) was in the window already, 1 otherwise: atomic, so of two instances
+ * pushing the same reading exactly one sees 1.
  */
 const PUSH_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+local existed = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not existed then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now, ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if existed then return 0 end
 return 1
 `;
 
@@ -251,21 +257,21 @@ export class RedisWindowStore implements WindowStore {
     });
   }
 
-  async pushMany(readings: readonly Reading[]): Promise<void> {
+  async pushMany(readings: readonly Reading[]): Promise<boolean[]> {
     this.assertOpen();
     const entries = prepareEntries(readings);
-    if (entries.length === 0) return;
-    await this.run(async () => {
+    if (entries.length === 0) return [];
+    return this.run(async () => {
       if (entries.length === 1) {
         // Goes through auto-pipelining, so single-reading messages of one tick share a write.
-        await this.client.hypervoltWindowPush(...this.pushArgs(entries[0]));
-        return;
+        return [(await this.client.hypervoltWindowPush(...this.pushArgs(entries[0]))) === 1];
       }
       const pipeline = this.client.pipeline() as PipelineWithWindowCommands;
       for (const e of entries) pipeline.hypervoltWindowPush(...this.pushArgs(e));
-      const results = await pipeline.exec();
-      const failed = results?.find(([err]) => err);
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([err]) => err);
       if (failed) throw failed[0];
+      return results.map(([, added]) => added === 1);
     });
   }
 

@@ -56,9 +56,12 @@ export interface WindowStore {
   connect(): Promise<void>;
   /**
    * Adds readings to their windows: atomic per reading, pipelined across readings (one round trip
-   * for the lot). Rejects without writing anything when a reading is malformed.
+   * for the lot). Rejects without writing anything when a reading is malformed. Resolves with one
+   * flag per reading: false when its window already held the same entry (same timestamp and
+   * value: a redelivery), true otherwise (also for a reading too old to enter a full window).
+   * Atomic per reading, so among instances sharing the store exactly one push of a reading sees true.
    */
-  pushMany(readings: readonly Reading[]): Promise<void>;
+  pushMany(readings: readonly Reading[]): Promise<boolean[]>;
   /** One sensor's window, oldest first, with its stats. */
   read(key: SensorKey): Promise<WindowSnapshot>;
   /** Several windows in one round trip, in the order of `keys`. */

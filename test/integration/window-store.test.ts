@@ -86,6 +86,21 @@ function describeWindowStore(name: string, factory: StoreFactory) {
       assert.equal(snap.stats.count, 1);
     });
 
+    it('tells per reading whether it was new: false only for the same timestamp and value again', async () => {
+      const { store } = await make({ size: 3 });
+      assert.deepEqual(await store.pushMany([reading(0, 1), reading(1, 2)]), [true, true]);
+      assert.deepEqual(await store.pushMany([reading(1, 2)]), [false], 'a redelivery');
+      assert.deepEqual(
+        await store.pushMany([reading(0, 1), reading(2, 3), reading(2, 3), reading(1, 20)]),
+        [false, true, false, true],
+        'repeats inside one call, and a corrected value (same timestamp, new value) is new',
+      );
+      assert.deepEqual(await store.pushMany([{ ...reading(0, 1), timestamp: '2026-01-26T08:00:00+00:00' }]), [false]);
+      assert.deepEqual(await store.pushMany([reading(0, 1, 'ldr_2')]), [true], 'another sensor');
+      assert.deepEqual(await store.pushMany([]), []);
+      assert.deepEqual((await store.read(ldr1)).readings.map((e) => e.value), [1, 20, 3]);
+    });
+
     it('replaces the value of an entry when the same timestamp comes with a new value', async () => {
       const { store } = await make();
       await store.pushMany([reading(0, 1), reading(1, 2), reading(2, 3)]);
@@ -496,6 +511,14 @@ describe('on a real Redis', function () {
       await connecting;
       assert.equal(store.state, 'connected');
       assert.equal((await store.read(ldr1)).stats.count, 1);
+    });
+
+    it('two stores on one prefix (two instances): of concurrent pushes of one reading exactly one is new', async () => {
+      const a = await make('shared-new');
+      const b = await make('shared-new');
+      const rs = Array.from({ length: 50 }, (_, i) => reading(i, i));
+      const [fa, fb] = await Promise.all([a.pushMany(rs), b.pushMany(rs)]);
+      rs.forEach((_, i) => assert.equal(Number(fa[i]) + Number(fb[i]), 1, `reading ${i}`));
     });
 
     it('two stores on one prefix (two instances) share the windows', async () => {

@@ -195,6 +195,47 @@ describe('cold-store node', function () {
         assert.equal(got.out[3].payload.timestamp, r.timestamp);
       });
 
+      it('writes a lone message at once (no wait for the timer) and batches what arrives during a flush', async () => {
+        await helper.load(NODES, flow(url, { flushMs: 5000 }));
+        await until(() => helper.getNode('db').state === 'up', 'the database to open');
+        const got = collect('out', 'completed', 'caught');
+        const cs = helper.getNode('cs');
+        const started = Date.now();
+        cs.receive({ payload: reading(1, { timestamp: ago(1000) }) });
+        await until(() => got.completed.length === 1, 'the first message stored');
+        assert.ok(Date.now() - started < 2000, 'long before the 5 s timer');
+        for (let i = 0; i < 300; i++) cs.receive({ payload: reading(i, { sensor_id: 'burst', timestamp: ago(10_000 + i) }) });
+        await until(() => got.completed.length === 301, 'the burst stored');
+        const stats = (cs.stats as () => BatcherStats)();
+        assert.ok(stats.batches <= 3, `${stats.batches} flushes for 301 messages`);
+        assert.equal(got.caught.length, 0);
+      });
+
+      it('with output "none" stores the readings and passes the msg on as it came (no rows built)', async () => {
+        await helper.load(NODES, flow(url, { output: 'none' }));
+        const got = collect('out', 'completed', 'caught');
+        const cs = helper.getNode('cs');
+        const r = reading(7, { timestamp: ago(5000) });
+        cs.receive({ payload: r });
+        cs.receive({ payload: [r, reading(8, { timestamp: ago(6000) })] }); // a duplicate inside
+        await until(() => got.completed.length === 2, '2 completions');
+        assert.equal(got.caught.length, 0);
+        assert.equal(await count(db, 'sensor_readings'), 2);
+        assert.deepEqual(got.out[0].payload, r, 'the reading, not a row');
+        assert.equal((got.out[0].payload as Msg).id, undefined);
+        assert.equal((cs.stats as () => BatcherStats)().duplicates, 1);
+      });
+
+      it('with its output not wired stores the readings and completes each message', async () => {
+        await helper.load(NODES, flow(url, { wires: [[]] }));
+        const got = collect('completed', 'caught');
+        const cs = helper.getNode('cs');
+        for (let i = 0; i < 20; i++) cs.receive({ payload: reading(i, { sensor_id: 'unwired', timestamp: ago(i * 1000) }) });
+        await until(() => got.completed.length === 20, '20 completions');
+        assert.equal(got.caught.length, 0);
+        assert.equal(await count(db, 'sensor_readings'), 20);
+      });
+
       it('writes what is pending when the flow stops before the flush timer fires', async () => {
         await helper.load(NODES, flow(url, { flushMs: 5000 }));
         await until(() => helper.getNode('db').state === 'up', 'the database to open');

@@ -397,6 +397,97 @@ describe('hot-window node', function () {
     });
   }
 
+  for (const backend of backends) {
+    describe(`${backend.name}: push (new only) → broadcast (sensor_update)`, function () {
+      before(async function () {
+        if (backend.redis) await requireService(this, 'redis');
+      });
+      afterEach(async () => {
+        if (backend.redis) await deleteKeys(`${REDIS_PREFIX}hw:*`);
+      });
+
+      /** Two instances (two store config nodes on one prefix), each validate → push → broadcast. */
+      function pipelineFlow() {
+        const f: Record<string, unknown>[] = [{ id: 'f1', type: 'tab', label: 'exactly-once test' }];
+        for (const i of ['a', 'b']) {
+          f.push(
+            { id: `store-${i}`, type: 'hypervolt-hot-store', ...backend.store() },
+            { id: `push-${i}`, z: 'f1', type: 'hot-window', store: `store-${i}`, operation: 'push', passOn: 'new', wires: [[`bc-${i}`, `passed-${i}`]] },
+            { id: `passed-${i}`, z: 'f1', type: 'helper' },
+            { id: `bc-${i}`, z: 'f1', type: 'hot-window', store: `store-${i}`, operation: 'broadcast', format: 'sensor_update', wires: [[]] },
+            { id: `on-bc-${i}`, z: 'f1', type: 'hot-window', store: `store-${i}`, operation: 'on-broadcast', wires: [[`ws-${i}`]] },
+            { id: `ws-${i}`, z: 'f1', type: 'helper' },
+          );
+        }
+        const scope = ['push-a', 'push-b', 'bc-a', 'bc-b'];
+        f.push(
+          { id: 'on-complete', z: 'f1', type: 'complete', scope, uncaught: false, wires: [['completed']] },
+          { id: 'completed', z: 'f1', type: 'helper' },
+          { id: 'on-catch', z: 'f1', type: 'catch', scope, uncaught: false, wires: [['caught']] },
+          { id: 'caught', z: 'f1', type: 'helper' },
+        );
+        return f;
+      }
+
+      async function loadPipeline() {
+        await helper.load(nodes, pipelineFlow());
+        const got: Record<string, Msg[]> = { 'ws-a': [], 'ws-b': [], 'passed-a': [], 'passed-b': [], completed: [], caught: [] };
+        for (const id of Object.keys(got)) helper.getNode(id).on('input', (m: Msg) => got[id].push(m));
+        for (const i of ['a', 'b']) await until(() => helper.getNode(`store-${i}`).state === 'connected', 'connected');
+        await wait(150); // the subscriptions are made when the nodes start
+        return got;
+      }
+
+      it('passes on and broadcasts each reading once, in the sensor_update shape; a redelivery is done but goes no further', async () => {
+        const got = await loadPipeline();
+        const r0 = { ...reading(0, 750), extra: 'not broadcast' };
+        helper.getNode('push-a').receive({ payload: r0, topic: 't' });
+        helper.getNode('push-a').receive({ payload: reading(0, 750), topic: 't' }); // a redelivery
+        await until(() => got.completed.filter((m) => m.topic === 't').length >= 2, 'both pushes done');
+        // An array: only its new readings go on (a corrected value is new).
+        helper.getNode('push-a').receive({ payload: [reading(0, 750), reading(1, 751), reading(0, 760)], topic: 'arr' });
+        helper.getNode('push-a').receive({ payload: [reading(1, 751)], topic: 'dup-arr' });
+        await until(() => got['ws-a'].length >= 3, 'three broadcasts');
+        await until(() => got.completed.filter((m) => m.topic === 'dup-arr').length === 1, 'the repeated array done');
+        await wait(100);
+        assert.equal(got.caught.length, 0);
+        assert.deepEqual(got['passed-a'].map((m) => m.topic), ['t', 'arr']);
+        assert.deepEqual(got['passed-a'][1].payload.map((r: Msg) => r.value), [751, 760]);
+        assert.deepEqual(got['ws-a'][0].payload, {
+          type: 'sensor_update',
+          data: { sensor_type: 'ldr', sensor_id: 'ldr_1', value: 750, unit: 'lux', location: 'living_room', timestamp: at(0) },
+        });
+        assert.deepEqual(got['ws-a'].map((m) => m.payload.data.value), [750, 751, 760]);
+        if (!backend.redis) assert.equal(got['ws-b'].length, 0, 'in process each instance is its own channel');
+      });
+
+      it(backend.redis
+        ? 'the same reading pushed on two instances is broadcast once to each instance'
+        : 'each in-process instance broadcasts what it pushes', async () => {
+        const got = await loadPipeline();
+        const rs = Array.from({ length: 20 }, (_, i) => reading(i, i, 'ldr_x'));
+        for (const r of rs) {
+          helper.getNode('push-a').receive({ payload: { ...r } });
+          helper.getNode('push-b').receive({ payload: { ...r } });
+        }
+        await until(() => got['ws-a'].length >= 20 && got['ws-b'].length >= 20, 'broadcasts');
+        await wait(200);
+        const values = (ms: Msg[]) => ms.map((m) => m.payload.data.value).sort((x: number, y: number) => x - y);
+        assert.deepEqual(values(got['ws-a']), rs.map((r) => r.value));
+        assert.deepEqual(values(got['ws-b']), rs.map((r) => r.value));
+        if (backend.redis) assert.equal(got['passed-a'].length + got['passed-b'].length, 20, 'one instance passes each on');
+        else assert.equal(got['passed-a'].length + got['passed-b'].length, 40);
+      });
+
+      it('fails a sensor_update broadcast whose payload is not a reading', async () => {
+        const got = await loadPipeline();
+        helper.getNode('bc-a').receive({ payload: { type: 'sensor_update', data: {} } });
+        await until(() => got.caught.length === 1, 'the failure');
+        assert.match(got.caught[0].error.message, /reading 0/);
+      });
+    });
+  }
+
   describe('leader-gate takeover on Redis', function () {
     before(async function () {
       await requireService(this, 'redis');

@@ -452,4 +452,124 @@ describe('ReadingBatcher', () => {
       assert.equal(t.outcomes.length, 1, 'the callback is called exactly once');
     });
   });
+
+  describe('flush when idle (natural batching)', () => {
+    /** Runs the deferred flushes by hand, so the test decides when "one turn later" is. */
+    function idle(opts: Partial<ReadingBatcherOptions<number, number>> = {}) {
+      const deferred: Array<() => void> = [];
+      const t = setup({ flushWhenIdle: true, defer: (fn) => deferred.push(fn), ...opts });
+      const turn = async () => {
+        for (const fn of deferred.splice(0)) fn();
+        await settle();
+      };
+      return { ...t, turn, deferred };
+    }
+
+    it('writes a lone message one turn later, without waiting for the timer', async () => {
+      const t = idle();
+      t.send();
+      assert.equal(t.flush.calls.length, 0, 'not inside add');
+      await t.turn();
+      assert.equal(t.flush.calls.length, 1);
+      assert.equal(t.flush.calls[0].at, t.clock.now(), 'no delay');
+      assert.equal(t.outcomes.length, 1);
+      assert.equal(t.outcomes[0].err, null);
+    });
+
+    it('groups the messages of one turn, and those that arrive during a flush, into the next batch', async () => {
+      const t = idle();
+      t.flush.hold = true;
+      t.send();
+      t.send(2);
+      await t.turn();
+      assert.deepEqual(t.flush.calls.map((c) => c.items), [[0, 1, 2]]);
+      for (let i = 0; i < 4; i++) t.send();
+      await t.turn();
+      assert.equal(t.flush.calls.length, 1, 'one flush in flight at a time');
+      t.flush.commit(t.flush.calls[0]);
+      await settle();
+      await t.turn();
+      assert.deepEqual(t.flush.calls.map((c) => c.items), [[0, 1, 2], [3, 4, 5, 6]]);
+    });
+
+    it('still caps a batch at maxBatch and flushes a full batch at once', async () => {
+      const t = idle({ maxBatch: 3 });
+      t.flush.hold = true;
+      t.send();
+      await t.turn();
+      for (let i = 0; i < 7; i++) t.send();
+      t.flush.commit(t.flush.calls[0]);
+      await settle();
+      // The queue already holds a full batch: no need to wait for a turn.
+      assert.deepEqual(t.flush.calls.map((c) => c.items.length), [1, 3]);
+      t.flush.commit(t.flush.calls[1]);
+      await settle();
+      t.flush.commit(t.flush.calls[2]);
+      await settle();
+      await t.turn();
+      t.flush.commit(t.flush.calls[3]);
+      await settle();
+      assert.deepEqual(t.flush.calls.map((c) => c.items.length), [1, 3, 3, 1]);
+      assert.equal(t.outcomes.length, 8);
+    });
+
+    it('keeps the timer as an upper bound when the deferred flush does not come', async () => {
+      const t = idle({ maxDelayMs: 50 });
+      t.send();
+      await t.timers.advance(50);
+      assert.equal(t.flush.calls.length, 1);
+      await t.turn(); // the late deferred call finds nothing to do
+      assert.equal(t.flush.calls.length, 1);
+    });
+
+    it('leaves a retry to its backoff', async () => {
+      const t = idle();
+      t.flush.failures = [new Error('down')];
+      t.send();
+      await t.turn();
+      assert.equal(t.flush.calls.length, 1);
+      t.send();
+      await t.turn();
+      assert.equal(t.flush.calls.length, 1, 'no flush while the retry waits');
+      await t.timers.advance(100);
+      assert.deepEqual(t.flush.calls.map((c) => c.items), [[0], [0, 1]]);
+    });
+  });
+
+  describe('large backlog', () => {
+    it('drains 60 000 queued messages in order, in full batches (head index, compaction)', async () => {
+      const t = setup({ maxQueued: 1_000_000 });
+      t.flush.hold = true;
+      for (let i = 0; i < 500; i++) t.send();
+      await settle();
+      for (let i = 0; i < 60_000; i++) t.send();
+      const started = Date.now();
+      let committed = 0;
+      while (committed < t.flush.calls.length) {
+        t.flush.commit(t.flush.calls[committed++]);
+        await settle(1);
+      }
+      assert.equal(t.flush.stored.length, 60_500);
+      assert.ok(t.flush.stored.every((v, i) => v === i), 'in arrival order');
+      assert.ok(t.flush.calls.every((c) => c.items.length === 500));
+      assert.equal(t.outcomes.length, 60_500);
+      assert.equal(t.batcher.stats().queued, 0);
+      assert.ok(Date.now() - started < 20_000);
+    });
+  });
+
+  describe('cheap refusals', () => {
+    it('refuses with a QueueFullError that names the count but carries no stack frames', async () => {
+      const t = setup({ maxQueued: 2 });
+      t.flush.hold = true;
+      t.send(2);
+      const [r] = t.send(3);
+      assert.ok(r.err instanceof QueueFullError);
+      assert.equal((r.err as QueueFullError).code, 'QUEUE_FULL');
+      assert.match(r.err.message, /queue full \(2 readings waiting\).*3 reading\(s\) refused/);
+      assert.doesNotMatch(String(r.err.stack), /\n\s+at /, 'no frames captured');
+      assert.ok(Error.stackTraceLimit > 0, 'the global limit is restored');
+      assert.match(String(new Error('x').stack), /\n\s+at /);
+    });
+  });
 });

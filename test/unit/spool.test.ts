@@ -131,6 +131,29 @@ describe('CompletionTracker', () => {
   }
   const ref = (sink: Sink, id: number) => ({ sink, id, topic: 'HyperVolt/sensors/a/ldr', payload: Buffer.from('raw') });
 
+  it('waits for held work (the hot-window push) as well as for the stored readings', () => {
+    const t = new CompletionTracker();
+    const sink = new Sink();
+    t.track('m1', ref(sink, 7));
+    t.hold('m1');
+    t.expect('m1', 2);
+    t.stored('m1', 2);
+    assert.deepEqual(sink.removed, [], 'stored, but the push is still running');
+    t.release('m1');
+    assert.deepEqual(sink.removed, [7]);
+    t.track('m2', ref(sink, 8));
+    t.hold('m2');
+    t.release('m2');
+    t.release('m2'); // an extra release is ignored
+    t.hold('unknown');
+    t.release('unknown'); // untracked msgids cost nothing
+    assert.deepEqual(sink.removed, [7], 'm2 still waits for its readings');
+    t.expect('m2', 1);
+    t.stored('m2', 1);
+    assert.deepEqual(sink.removed, [7, 8]);
+    assert.equal(t.size, 0);
+  });
+
   it('removes the entry once every accepted reading is stored, not before', () => {
     const t = new CompletionTracker();
     const sink = new Sink();

@@ -220,11 +220,42 @@ export class Spool implements SpoolSink {
     });
   }
 
-  /** One transaction for the appends of this tick; removals and dead letters in a second one. */
+  /**
+   * One transaction (one fsync) for the appends, removals and dead letters of this tick: under
+   * load every tick has both, and a second commit per tick doubled the fsyncs. Should it fail, the
+   * appends and the removals are tried again apart, so one's failure does not cost the other.
+   */
   private flush(): void {
     if (this.closed) return;
     const waiting = this.waiting;
+    const letters = this.toDeadLetter;
+    const removals = this.toRemove;
     this.waiting = [];
+    this.toDeadLetter = [];
+    this.toRemove = [];
+    const hasCleanup = letters.length > 0 || removals.length > 0;
+    if (waiting.length > 0 && hasCleanup) {
+      const before = { entries: this.entries, commits: this.commits };
+      let ids: number[] | null = null;
+      try {
+        this.db.transaction(() => {
+          // Dead letters first: a message is never removed before its reason is recorded.
+          this.deadLetter(letters);
+          this.remove(removals);
+          ids = this.appendNow(waiting.map((w) => w.entry));
+        })();
+      } catch {
+        ids = null;
+      }
+      if (ids) {
+        const got: number[] = ids;
+        waiting.forEach((w, i) => w.resolve(got[i]));
+        return;
+      }
+      // Rolled back as a whole: undo the counters, then try each part on its own.
+      this.entries = before.entries;
+      this.commits = before.commits;
+    }
     if (waiting.length > 0) {
       let ids: number[] | null = null;
       let failure: Error | null = null;
@@ -235,16 +266,11 @@ export class Spool implements SpoolSink {
       }
       waiting.forEach((w, i) => (ids ? w.resolve(ids[i]) : w.reject(failure as Error)));
     }
-    const letters = this.toDeadLetter;
-    const ids = this.toRemove;
-    this.toDeadLetter = [];
-    this.toRemove = [];
-    if (letters.length > 0 || ids.length > 0) {
-      // Dead letters first: a message is never removed before its reason is recorded.
+    if (hasCleanup) {
       try {
         this.db.transaction(() => {
           this.deadLetter(letters);
-          this.remove(ids);
+          this.remove(removals);
         })();
       } catch (err) {
         this.onError(err instanceof Error ? err : new Error(String(err)));

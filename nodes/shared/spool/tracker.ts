@@ -25,6 +25,8 @@ interface Pending {
   /** Readings still to be settled; null until sensor-validate said how many were accepted. */
   expected: number | null;
   settled: number;
+  /** Other work on the message still running (the hot-window push): the entry waits for it too. */
+  holds: number;
 }
 
 function readingText(reading: unknown): string | null {
@@ -49,7 +51,27 @@ export class CompletionTracker {
   }
 
   track(msgid: string, ref: SpoolRef): void {
-    this.pending.set(msgid, { ref, expected: null, settled: 0 });
+    this.pending.set(msgid, { ref, expected: null, settled: 0, holds: 0 });
+  }
+
+  /**
+   * Work on this message that the spool entry must wait for (the hot-window push): so that
+   * sensor-in's bound on pending entries (`maxPending`) also bounds that path under overload,
+   * instead of letting it queue up in memory behind a faster cold store. Pair with `release`.
+   */
+  hold(msgid: string | undefined): void {
+    if (msgid === undefined) return;
+    const p = this.pending.get(msgid);
+    if (p) p.holds++;
+  }
+
+  /** The held work finished (either way: a failed push is reported by its node, not replayed). */
+  release(msgid: string | undefined): void {
+    if (msgid === undefined) return;
+    const p = this.pending.get(msgid);
+    if (!p || p.holds === 0) return;
+    p.holds--;
+    this.check(msgid, p);
   }
 
   /**
@@ -100,7 +122,7 @@ export class CompletionTracker {
   }
 
   private check(msgid: string, p: Pending): void {
-    if (p.expected === null || p.settled < p.expected) return;
+    if (p.expected === null || p.settled < p.expected || p.holds > 0) return;
     this.pending.delete(msgid);
     this.completed++;
     p.ref.sink.removeSoon(p.ref.id);
