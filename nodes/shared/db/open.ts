@@ -58,7 +58,7 @@ export async function openDatabase(url: string | undefined, opts: OpenDatabaseOp
   const sql: SqlDatabase =
     target.kind === 'postgres'
       ? openPostgres(target.url, opts)
-      : openSqlite(target.path, opts);
+      : await openSqlite(target.path, opts);
   const clock = opts.clock ?? { now: () => Date.now() };
   try {
     if (opts.migrate !== false) await migrate(sql);

@@ -197,12 +197,30 @@ export class SqliteDatabase extends SqliteExecutor implements SqlDatabase {
   }
 }
 
+/**
+ * Switching a file to WAL needs a moment's exclusive lock, and SQLite answers SQLITE_BUSY at once
+ * (without its busy handler) when another process holds one, e.g. two instances starting
+ * together on a fresh file: wait and try again, without blocking the event loop.
+ */
+async function enableWal(db: BetterSqlite3.Database, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 /** `file` is an absolute path (see resolveDatabaseTarget) or `:memory:`. */
-export function openSqlite(file: string, opts: OpenDatabaseOptions = {}): SqliteDatabase {
+export async function openSqlite(file: string, opts: OpenDatabaseOptions = {}): Promise<SqliteDatabase> {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new BetterSqlite3(file, { timeout: opts.busyTimeoutMs ?? 5_000 });
   try {
-    if (file !== ':memory:') db.pragma('journal_mode = WAL');
+    if (file !== ':memory:') await enableWal(db, opts.busyTimeoutMs ?? 5_000);
     // With WAL, NORMAL is durable against application crashes and much faster than FULL.
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5_000))}`);
