@@ -38,11 +38,14 @@ export function parsePassOn(v: unknown): PassOn {
 }
 
 /** Stores the readings of a msg; resolves with how many, and which were new (not a redelivery). */
-export async function pushPayload(store: WindowStore, payload: unknown): Promise<{ count: number; fresh: Reading[] }> {
+export async function pushPayload(
+  store: WindowStore,
+  payload: unknown,
+): Promise<{ count: number; fresh: Reading[]; readings: Reading[] }> {
   const readings = readingsFromPayload(payload);
   const added = await store.pushMany(readings);
   const fresh = added.every(Boolean) ? readings : readings.filter((_, i) => added[i]);
-  return { count: readings.length, fresh };
+  return { count: readings.length, fresh, readings };
 }
 
 /**

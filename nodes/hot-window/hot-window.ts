@@ -19,6 +19,8 @@ import {
 import { LeaderGate } from './leadership';
 import { ThrottledStatus } from './hot-window-status';
 import { completions } from '../shared/spool/tracker';
+import type { DatabaseProvider } from '../hypervolt-database/database-connection';
+import { WindowRebuilder } from './window-rebuild';
 
 type Msg = NodeMessage & Record<string, unknown>;
 type Send = (msg: NodeMessage) => void;
@@ -26,7 +28,9 @@ type Send = (msg: NodeMessage) => void;
 export = function (RED: NodeAPI) {
   function HotWindowNode(
     this: Node,
-    def: NodeDef & { store?: string; operation?: string; lock?: string; ttl?: string; passOn?: string; format?: string },
+    def: NodeDef & {
+      store?: string; operation?: string; lock?: string; ttl?: string; passOn?: string; format?: string; database?: string;
+    },
   ) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -65,6 +69,16 @@ export = function (RED: NodeAPI) {
       counts,
     );
     const unsubscribe = storeNode.onState((state, err) => status.setState(state, err));
+    // push with a database: windows lost by the store are rebuilt from the cold store (window-rebuild.ts).
+    const database = operation === 'push' && def.database ? (RED.nodes.getNode(def.database) as unknown as DatabaseProvider | null) : null;
+    const rebuilder = database
+      ? new WindowRebuilder({
+          store,
+          recent: async (key, limit) =>
+            (await (await database.getDatabase()).readings.list({ filters: key, ordering: '-timestamp', pageSize: limit })).rows,
+          logger: { log: (m) => node.log(m), warn: (m) => node.warn(m) },
+        })
+      : undefined;
 
     const handlers: Record<HotWindowOperation, (msg: Msg, send: Send) => Promise<void>> = {
       push: async (msg, send) => {
@@ -81,6 +95,7 @@ export = function (RED: NodeAPI) {
         // Released one turn after the send, once the next node (a broadcast) took its own hold.
         const release = () => void setImmediate(() => completions.release(msgid));
         const { count, fresh } = pushed;
+        rebuilder?.notice(pushed.readings); // not awaited: a rebuild never holds a msg back
         status.succeeded(count);
         if (passOn === 'all') {
           send(msg);
@@ -175,7 +190,8 @@ export = function (RED: NodeAPI) {
       gate?.stop();
       unsubscribe();
       status.close();
-      done();
+      const rebuilt = rebuilder ? rebuilder.close() : Promise.resolve();
+      rebuilt.then(done, done);
     });
   }
   RED.nodes.registerType('hot-window', HotWindowNode);

@@ -5,6 +5,8 @@ import Redis from 'ioredis';
 import helper from 'node-red-node-test-helper';
 import hotWindowNode = require('../../nodes/hot-window/hot-window');
 import hotStoreNode = require('../../nodes/hypervolt-hot-store/hypervolt-hot-store');
+import databaseNode = require('../../nodes/hypervolt-database/hypervolt-database');
+import os from 'os';
 import { REDIS_PREFIX, REDIS_URL, requireService } from '../support/services';
 
 helper.init(require.resolve('node-red'));
@@ -663,6 +665,79 @@ describe('hot-window node', function () {
       assert.equal(last.fill, 'red');
       assert.equal(last.shape, 'ring');
       assert.equal(c.completed.length, 1); // only health completed
+    });
+  });
+
+  describe('push with a database: rebuild from the cold store (SQLite, in process)', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-hw-rebuild-'));
+    const dbFile = path.join(dir, 'cold.db');
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    async function loadRebuild(): Promise<{ completed: Msg[]; caught: Msg[]; queries: () => number }> {
+      const scope = ['hw-push', 'hw-plain'];
+      await helper.load([...nodes, withCatalog(databaseNode)], [
+        { id: 'f1', type: 'tab' },
+        { id: 'store', type: 'hypervolt-hot-store', url: '', prefix: '', size: '5', ttl: '' },
+        { id: 'db', type: 'hypervolt-database', url: `sqlite:${dbFile}` },
+        { id: 'hw-push', z: 'f1', type: 'hot-window', store: 'store', database: 'db', operation: 'push', wires: [[]] },
+        { id: 'hw-plain', z: 'f1', type: 'hot-window', store: 'store', operation: 'push', wires: [[]] },
+        { id: 'on-complete', z: 'f1', type: 'complete', scope, uncaught: false, wires: [['completed']] },
+        { id: 'completed', z: 'f1', type: 'helper' },
+        { id: 'on-catch', z: 'f1', type: 'catch', scope, uncaught: false, wires: [['caught']] },
+        { id: 'caught', z: 'f1', type: 'helper' },
+      ]);
+      const c = { completed: [] as Msg[], caught: [] as Msg[] };
+      helper.getNode('completed').on('input', (m: Msg) => c.completed.push(m));
+      helper.getNode('caught').on('input', (m: Msg) => c.caught.push(m));
+      // Count the rebuild queries: the node asks the config node for the database each time.
+      const dbNode = helper.getNode('db');
+      const getDatabase = dbNode.getDatabase.bind(dbNode);
+      let queries = 0;
+      dbNode.getDatabase = (...args: unknown[]) => {
+        queries++;
+        return getDatabase(...args);
+      };
+      return { ...c, queries: () => queries };
+    }
+    const windowOf = async (sensor_id: string) =>
+      (await helper.getNode('store').getStore().read({ sensor_type: 'ldr', sensor_id })).readings.map(
+        (r: { timestamp: string }) => r.timestamp,
+      );
+    async function eventually(cond: () => Promise<boolean>, what: string): Promise<void> {
+      const end = Date.now() + 3000;
+      while (!(await cond())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await wait(10);
+      }
+    }
+
+    it('after a restart of the flow the first push of a sensor refills its window from the database, once', async () => {
+      // The readings the cold store kept before the restart.
+      let c = await loadRebuild();
+      const db = await helper.getNode('db').getDatabase();
+      await db.readings.insertMany([...Array.from({ length: 8 }, (_, s) => reading(s, s)), ...Array.from({ length: 8 }, (_, s) => reading(s, s, 'ldr_2'))]);
+      await helper.unload(); // the app restarts: the in-process windows are gone
+
+      c = await loadRebuild();
+      assert.deepEqual(await windowOf('ldr_1'), []);
+      helper.getNode('hw-push').receive({ payload: reading(8, 8) });
+      await until(() => c.completed.length === 1, 'push done');
+      await eventually(async () => (await windowOf('ldr_1')).length === 5, 'the rebuilt window');
+      assert.deepEqual(await windowOf('ldr_1'), [4, 5, 6, 7, 8].map(at));
+      assert.equal(c.queries(), 1);
+
+      helper.getNode('hw-push').receive({ payload: [reading(9, 9), reading(10, 10)] });
+      await until(() => c.completed.length === 2, 'second push done');
+      await wait(50);
+      assert.equal(c.queries(), 1, 'no query for a sensor already rebuilt');
+      assert.deepEqual(await windowOf('ldr_1'), [6, 7, 8, 9, 10].map(at));
+
+      // Without a database a push only stores what it gets.
+      helper.getNode('hw-plain').receive({ payload: reading(8, 8, 'ldr_2') });
+      await until(() => c.completed.length === 3, 'plain push done');
+      await wait(50);
+      assert.deepEqual(await windowOf('ldr_2'), [at(8)]);
+      assert.equal(c.caught.length, 0);
     });
   });
 });

@@ -28,9 +28,12 @@ describe('hot-window operations', () => {
   });
 
   it('pushPayload takes one reading or an array', async () => {
-    assert.equal(await pushPayload(store, reading('a', 0, 1)), 1);
-    assert.equal(await pushPayload(store, [reading('a', 1, 2), reading('b', 0, 3)]), 2);
-    assert.equal(await pushPayload(store, []), 0);
+    assert.equal((await pushPayload(store, reading('a', 0, 1))).count, 1);
+    const two = await pushPayload(store, [reading('a', 1, 2), reading('b', 0, 3)]);
+    assert.equal(two.count, 2);
+    assert.deepEqual(two.readings, [reading('a', 1, 2), reading('b', 0, 3)]);
+    assert.deepEqual((await pushPayload(store, reading('a', 0, 1))).fresh, [], 'a redelivery is not fresh');
+    assert.equal((await pushPayload(store, [])).count, 0);
     assert.equal((await store.read({ sensor_type: 'ldr', sensor_id: 'a' })).stats.count, 2);
     await assert.rejects(pushPayload(store, undefined), /not an object/);
     await assert.rejects(pushPayload(store, { ...reading('a', 2, 1), value: '5' }), /value/);

@@ -1,0 +1,161 @@
+/**
+ * Rebuilds hot windows from the cold store after the hot store lost them (a Redis restart, an
+ * app restart with the in-process store). Lazy: the first push of a sensor since the store's last
+ * (re)connect starts one query for that sensor's newest stored readings, which are pushed into
+ * its window; later pushes of the sensor cost nothing until the store reconnects. Never awaited
+ * on the message path, bounded in concurrency and queue length.
+ */
+import type { Reading } from '../shared/types';
+import type { SensorKey, StoreLogger, StoreState, StoreStateListener } from './window-store';
+
+/** The newest `limit` stored readings of a sensor (any order). */
+export type RecentReadings = (key: SensorKey, limit: number) => Promise<readonly Reading[]>;
+
+/** What the rebuilder needs of a window store. */
+export interface RebuildTarget {
+  readonly size: number;
+  readonly state: StoreState;
+  onStateChange(listener: StoreStateListener): () => void;
+  pushMany(readings: readonly Reading[]): Promise<boolean[]>;
+}
+
+export interface WindowRebuildOptions {
+  store: RebuildTarget;
+  recent: RecentReadings;
+  logger: StoreLogger;
+  /** Rebuild queries running at once (default 4). */
+  concurrency?: number;
+  /** Sensors waiting for a rebuild (default 10 000); when full a sensor is left for a later push. */
+  maxQueued?: number;
+}
+
+interface Job {
+  key: SensorKey;
+  name: string;
+  /** Timestamp (ms) of the push that found the sensor: older stored readings are rebuilt. */
+  before: number;
+  generation: number;
+}
+
+export const DEFAULT_REBUILD_CONCURRENCY = 4;
+export const DEFAULT_REBUILD_QUEUE = 10_000;
+
+export class WindowRebuilder {
+  private readonly store: RebuildTarget;
+  private readonly recent: RecentReadings;
+  private readonly logger: StoreLogger;
+  private readonly concurrency: number;
+  private readonly maxQueued: number;
+  /** Sensors rebuilt (or being rebuilt) since the store's last (re)connect. */
+  private readonly seen = new Set<string>();
+  private readonly queue: Job[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private generation = 0;
+  private lastState: StoreState;
+  private failing = false;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(options: WindowRebuildOptions) {
+    this.store = options.store;
+    this.recent = options.recent;
+    this.logger = options.logger;
+    this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_REBUILD_CONCURRENCY);
+    this.maxQueued = Math.max(1, options.maxQueued ?? DEFAULT_REBUILD_QUEUE);
+    this.lastState = this.store.state;
+    this.unsubscribe = this.store.onStateChange((state) => this.onState(state));
+  }
+
+  /** Sensors rebuilt or queued since the last (re)connect (for tests and status). */
+  get tracked(): number {
+    return this.seen.size;
+  }
+
+  /** Called with the readings of every push; starts a rebuild for each sensor not seen yet. */
+  notice(readings: readonly Reading[]): void {
+    if (this.closed) return;
+    for (const r of readings) {
+      const name = `${r.sensor_type}:${r.sensor_id}`; // a sensor_type holds no ':' (validated)
+      if (this.seen.has(name)) continue;
+      if (this.queue.length >= this.maxQueued) continue; // full: a later push of this sensor tries again
+      this.seen.add(name);
+      const before = Date.parse(r.timestamp);
+      this.queue.push({ key: { sensor_type: r.sensor_type, sensor_id: r.sensor_id }, name, before, generation: this.generation });
+      this.pump();
+    }
+  }
+
+  /** Resolves when no rebuild is queued or running. */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops: drops what is queued, waits for the running queries, forgets the store. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe();
+    this.queue.length = 0;
+    await Promise.all([...this.running]);
+    this.notifyIdle();
+  }
+
+  private onState(state: StoreState): void {
+    // Back after a loss (or a first connect): the windows may be gone, so every sensor is rebuilt
+    // again on its next push. Queued jobs of the old connection are dropped with the Set.
+    if (state === 'connected' && this.lastState !== 'connected') {
+      this.generation++;
+      this.seen.clear();
+      this.queue.length = 0;
+    }
+    this.lastState = state;
+  }
+
+  private pump(): void {
+    while (!this.closed && this.running.size < this.concurrency && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      const run: Promise<void> = this.rebuild(job).finally(() => {
+        this.running.delete(run);
+        this.pump();
+        this.notifyIdle();
+      });
+      this.running.add(run);
+    }
+    this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (this.queue.length > 0 || this.running.size > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async rebuild(job: Job): Promise<void> {
+    try {
+      const rows = await this.recent(job.key, this.store.size);
+      // Only what is older than the push that found the sensor: newer readings arrive through
+      // the pushes themselves, and a reading rebuilt ahead of its own push would make that push
+      // look like a redelivery (its `new` flag false, so not broadcast).
+      const older = rows
+        .filter((r) => Date.parse(r.timestamp) < job.before)
+        .map((r) => ({
+          sensor_type: r.sensor_type, sensor_id: r.sensor_id, value: r.value, unit: r.unit, location: r.location, timestamp: r.timestamp,
+        }))
+        .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+      if (older.length > 0 && !this.closed) await this.store.pushMany(older);
+      if (this.failing) {
+        this.failing = false;
+        this.logger.log(`hot window rebuild from the cold store works again (${job.name})`);
+      }
+    } catch (err) {
+      // Retried on a later push of the sensor, unless the store reconnected since (then it is new anyway).
+      if (job.generation === this.generation) this.seen.delete(job.name);
+      if (!this.failing && !this.closed) {
+        this.failing = true; // logged once until a rebuild succeeds again
+        this.logger.warn(`hot window rebuild from the cold store failed (${job.name}): ${(err as Error).message}`);
+      }
+    }
+  }
+}

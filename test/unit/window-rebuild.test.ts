@@ -1,0 +1,171 @@
+import assert from 'assert/strict';
+import { MemoryWindowStore } from '../../nodes/hot-window/memory-window-store';
+import { StoreStateHolder } from '../../nodes/hot-window/store-state';
+import { WindowRebuilder, type RebuildTarget } from '../../nodes/hot-window/window-rebuild';
+import type { SensorKey, StoreState } from '../../nodes/hot-window/window-store';
+import type { Reading } from '../../nodes/shared/types';
+
+const T0 = Date.parse('2026-01-26T08:00:00.000Z');
+const reading = (sensor_id: string, s: number): Reading => ({
+  sensor_type: 'ldr', sensor_id, value: s, unit: 'lux', location: 'x', timestamp: new Date(T0 + s * 1000).toISOString(),
+});
+
+/** A real in-process store whose connection state the test drives (as a Redis client's would change). */
+function target(size = 5): RebuildTarget & { memory: MemoryWindowStore; set(state: StoreState): void } {
+  const holder = new StoreStateHolder('connected');
+  const t = {
+    memory: new MemoryWindowStore({ size }),
+    size,
+    get state() {
+      return holder.state;
+    },
+    onStateChange: (l: Parameters<RebuildTarget['onStateChange']>[0]) => holder.on(l),
+    pushMany: (r: readonly Reading[]) => (holder.state === 'connected' ? t.memory.pushMany(r) : Promise.reject(new Error('store down'))),
+    set: (s: StoreState) => holder.set(s),
+  };
+  return t;
+}
+
+/** The cold store: every reading of seconds 0..stored-1 per sensor, newest first as the query returns them. */
+function coldStore(stored: number) {
+  const calls: Array<{ key: SensorKey; limit: number }> = [];
+  let failing = false;
+  let gate: Promise<void> = Promise.resolve();
+  let running = 0;
+  let peak = 0;
+  return {
+    calls,
+    get peak() {
+      return peak;
+    },
+    fail: (on: boolean) => (failing = on),
+    hold: (p: Promise<void>) => (gate = p),
+    recent: async (key: SensorKey, limit: number) => {
+      calls.push({ key, limit });
+      running++;
+      peak = Math.max(peak, running);
+      try {
+        await gate;
+        if (failing) throw new Error('database unavailable');
+        return Array.from({ length: stored }, (_, i) => reading(key.sensor_id, i)).reverse().slice(0, limit);
+      } finally {
+        running--;
+      }
+    },
+  };
+}
+
+const quiet = () => {
+  const warnings: string[] = [];
+  return { warnings, logger: { log: () => undefined, warn: (m: string) => warnings.push(m) } };
+};
+const timestamps = async (t: ReturnType<typeof target>, id: string) =>
+  (await t.memory.read({ sensor_type: 'ldr', sensor_id: id })).readings.map((r) => (Date.parse(r.timestamp) - T0) / 1000);
+
+describe('WindowRebuilder', () => {
+  it('the first push of a sensor queries its newest N stored readings once and fills the window with those older than the push', async () => {
+    const t = target(5);
+    const cold = coldStore(20);
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger });
+    await t.memory.pushMany([reading('a', 20)]);
+    r.notice([reading('a', 20)]);
+    await r.idle();
+    assert.deepEqual(cold.calls, [{ key: { sensor_type: 'ldr', sensor_id: 'a' }, limit: 5 }]);
+    assert.deepEqual(await timestamps(t, 'a'), [16, 17, 18, 19, 20]);
+    // later pushes: no query
+    for (let s = 21; s < 25; s++) r.notice([reading('a', s)]);
+    await r.idle();
+    assert.equal(cold.calls.length, 1);
+    await r.close();
+  });
+
+  it('leaves out stored readings not older than the push that found the sensor (they come through pushes)', async () => {
+    const t = target(10);
+    const cold = coldStore(8); // seconds 0..7 stored already
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger });
+    r.notice([reading('a', 5)]); // found at second 5 (before its own push lands)
+    await r.idle();
+    assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2, 3, 4]);
+    // So the push of second 5 is still new to the store (broadcast as such).
+    assert.deepEqual(await t.memory.pushMany([reading('a', 5)]), [true]);
+    await r.close();
+  });
+
+  it('one query per sensor of an array, and a reconnect of the store makes every sensor rebuild again', async () => {
+    const t = target(5);
+    const cold = coldStore(3);
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger });
+    r.notice([reading('a', 9), reading('b', 9), reading('a', 10)]);
+    await r.idle();
+    assert.deepEqual(cold.calls.map((c) => c.key.sensor_id), ['a', 'b']);
+    t.set('disconnected');
+    r.notice([reading('a', 11)]); // still the old connection's Set: nothing
+    await r.idle();
+    assert.equal(cold.calls.length, 2);
+    t.set('connected');
+    await t.memory.close(); // the windows are gone with the restart
+    t.memory = new MemoryWindowStore({ size: 5 });
+    r.notice([reading('a', 12)]);
+    r.notice([reading('a', 13)]);
+    await r.idle();
+    assert.deepEqual(cold.calls.map((c) => c.key.sensor_id), ['a', 'b', 'a']);
+    assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2]);
+    await r.close();
+  });
+
+  it('runs at most `concurrency` queries at once and queues the rest', async () => {
+    const t = target(5);
+    const cold = coldStore(2);
+    let open!: () => void;
+    cold.hold(new Promise<void>((res) => (open = res)));
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger, concurrency: 4 });
+    r.notice(Array.from({ length: 10 }, (_, i) => reading(`s${i}`, 5)));
+    await new Promise((res) => setImmediate(res));
+    assert.equal(cold.calls.length, 4);
+    open();
+    await r.idle();
+    assert.equal(cold.calls.length, 10);
+    assert.equal(cold.peak, 4);
+    for (let i = 0; i < 10; i++) assert.deepEqual(await timestamps(t, `s${i}`), [0, 1]);
+    await r.close();
+  });
+
+  it('a failed rebuild is logged once and retried on a later push of the sensor', async () => {
+    const t = target(5);
+    const cold = coldStore(3);
+    const { warnings, logger } = quiet();
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger });
+    cold.fail(true);
+    r.notice([reading('a', 9), reading('b', 9)]);
+    await r.idle();
+    r.notice([reading('a', 10)]);
+    await r.idle();
+    assert.equal(cold.calls.length, 3);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /database unavailable/);
+    cold.fail(false);
+    r.notice([reading('a', 11)]);
+    await r.idle();
+    assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2]);
+    r.notice([reading('a', 12)]);
+    await r.idle();
+    assert.equal(cold.calls.length, 4);
+    await r.close();
+  });
+
+  it('a bounded queue: a sensor that finds it full is left for a later push', async () => {
+    const t = target(5);
+    const cold = coldStore(1);
+    let open!: () => void;
+    cold.hold(new Promise<void>((res) => (open = res)));
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger, concurrency: 1, maxQueued: 2 });
+    r.notice([reading('a', 5), reading('b', 5), reading('c', 5), reading('d', 5)]);
+    assert.equal(r.tracked, 3); // a running, b and c queued, d refused
+    open();
+    await r.idle();
+    r.notice([reading('d', 6)]);
+    await r.idle();
+    assert.deepEqual(cold.calls.map((c) => c.key.sensor_id), ['a', 'b', 'c', 'd']);
+    await r.close();
+  });
+});
