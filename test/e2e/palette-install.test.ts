@@ -15,7 +15,23 @@ import fs from 'fs';
 import path from 'path';
 import vm from 'vm';
 import Sqlite from 'better-sqlite3';
-import { CommsClient, freePort, httpGet, makeTempDir, npmPack, NodeRedProcess, REPO_ROOT, writeSettings, type PackResult } from '../support/pack';
+import {
+  checkEditorHelp,
+  checkExamples,
+  checkMessageCatalogs,
+  checkNodeList,
+  CommsClient,
+  freePort,
+  httpGet,
+  makeTempDir,
+  npmPack,
+  NodeRedProcess,
+  paletteUpload,
+  REPO_ROOT,
+  writeSettings,
+  type NodeSetInfo,
+  type PackResult,
+} from '../support/pack';
 
 interface PackageJson {
   name: string;
@@ -28,17 +44,6 @@ interface PackageJson {
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
   'node-red'?: { version?: string; nodes?: Record<string, string> };
-}
-
-interface NodeSetInfo {
-  id: string;
-  name: string;
-  types: string[];
-  enabled: boolean;
-  loaded?: boolean;
-  module: string;
-  version?: string;
-  err?: string;
 }
 
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as PackageJson;
@@ -300,12 +305,9 @@ describe('palette package', function () {
         const port = await freePort();
         const env = { ...process.env, npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' };
         nr = await NodeRedProcess.start({ userDir, port, settingsFile: writeSettings(userDir, port), env });
-        // The editor's "Upload module tgz": a multipart POST /nodes with the file in field "tarball".
-        const form = new FormData();
-        form.append('tarball', new Blob([fs.readFileSync(packed.tarball)], { type: 'application/gzip' }), path.basename(packed.tarball));
+        // The editor's "Upload module tgz".
         const started = Date.now();
-        const res = await fetch(`${nr.url}/nodes`, { method: 'POST', body: form, signal: AbortSignal.timeout(400000) });
-        installAnswer = { status: res.status, body: await res.text() };
+        installAnswer = await paletteUpload(nr, packed.tarball, 400000);
         console.log(`      palette install took ${((Date.now() - started) / 1000).toFixed(1)} s`);
       });
 
@@ -322,62 +324,19 @@ describe('palette package', function () {
       });
 
       it('lists every node type of package.json as enabled and loaded, without error (GET /nodes)', async function () {
-        await checkNodeList(nr!);
+        await checkNodeList(nr!, pkg.name, TYPES);
       });
 
       it('serves the editor definition, form and help of every type (GET /nodes as text/html)', async function () {
-        const res = await httpGet(`${nr!.url}/nodes`, 'text/html');
-        assert.equal(res.status, 200);
-        const problems: string[] = [];
-        for (const type of TYPES) {
-          if (!res.body.includes(`RED.nodes.registerType('${type}'`)) problems.push(`${type}: no registerType`);
-          if (!res.body.includes(`data-template-name="${type}"`)) problems.push(`${type}: no edit form`);
-          const help = new RegExp(`<script type="text/html" data-help-name="${type}">([\\s\\S]*?)</script>`).exec(res.body);
-          if (!help) problems.push(`${type}: no help (data-help-name)`);
-          else if (help[1].replace(/<[^>]*>/g, '').trim().length < 80) problems.push(`${type}: help is almost empty`);
-        }
-        assert.deepEqual(problems, []);
+        await checkEditorHelp(nr!, TYPES);
       });
 
       it('serves the message catalog of every type (GET /nodes/messages)', async function () {
-        const res = await httpGet(`${nr!.url}/nodes/messages?lng=en-US`);
-        assert.equal(res.status, 200);
-        const catalogs = JSON.parse(res.body) as Record<string, Record<string, unknown>>;
-        const problems: string[] = [];
-        for (const type of TYPES) {
-          const catalog = catalogs[`${pkg.name}/${type}`];
-          if (!catalog || Object.keys(catalog).length === 0) problems.push(`${type}: no catalog`);
-          else if (typeof catalog[type] !== 'object') problems.push(`${type}: catalog has no "${type}" key`);
-        }
-        assert.deepEqual(problems, []);
+        await checkMessageCatalogs(nr!, pkg.name, TYPES);
       });
 
       it('lists the examples under the package name in Import > Examples and serves each flow', async function () {
-        const roots = await httpGet(`${nr!.url}/library/examples/flows/`);
-        assert.equal(roots.status, 200);
-        assert.ok((JSON.parse(roots.body) as string[]).includes(pkg.name), `examples list: ${roots.body}`);
-        const list = await httpGet(`${nr!.url}/library/examples/flows/${pkg.name}`);
-        assert.equal(list.status, 200);
-        const names = (JSON.parse(list.body) as ({ fn: string } | string)[]).map((e) => (typeof e === 'string' ? `${e}/` : e.fn)).sort();
-        // What the tarball holds (examples/ may have changed since it was packed).
-        const expected = packed.files
-          .map((f) => /^examples\/([^/]+)\.json$/.exec(f.path)?.[1])
-          .filter((n): n is string => n !== undefined)
-          .sort();
-        assert.deepEqual(names.filter((n) => !n.endsWith('/')), expected);
-        assert.ok(expected.includes('quick-start'), `the quick start is among the examples: ${expected.join(', ')}`);
-        // Every node of every example is of a type this Node-RED knows (else it imports as "unknown").
-        const known = new Set((JSON.parse((await httpGet(`${nr!.url}/nodes`)).body) as NodeSetInfo[]).flatMap((set) => set.types));
-        for (const t of ['tab', 'group', 'junction', 'subflow']) known.add(t);
-        const unknown: string[] = [];
-        for (const name of expected) {
-          const flow = await httpGet(`${nr!.url}/library/examples/flows/${pkg.name}/${name}`);
-          assert.equal(flow.status, 200, name);
-          const nodes = JSON.parse(flow.body) as { type: string }[];
-          assert.ok(Array.isArray(nodes) && nodes.length > 0, name);
-          for (const n of nodes) if (!known.has(n.type) && !n.type.startsWith('subflow:')) unknown.push(`${name}: ${n.type}`);
-        }
-        assert.deepEqual(unknown, [], 'example nodes of unknown types');
+        await checkExamples(nr!, packed);
       });
 
       it('runs the quick-start example as imported, with no hardware and no services: readings validated, rejected, in the hot window and in SQLite', async function () {
@@ -471,23 +430,8 @@ describe('palette package', function () {
         await nr!.stop();
         const port = await freePort();
         nr = await NodeRedProcess.start({ userDir, port, settingsFile: writeSettings(userDir, port) });
-        await checkNodeList(nr);
+        await checkNodeList(nr, pkg.name, TYPES);
       });
     });
   });
 });
-
-async function checkNodeList(nr: NodeRedProcess): Promise<void> {
-  const res = await httpGet(`${nr.url}/nodes`);
-  assert.equal(res.status, 200);
-  const sets = (JSON.parse(res.body) as NodeSetInfo[]).filter((s) => s.module === pkg.name);
-  const problems: string[] = [];
-  for (const type of TYPES) {
-    const set = sets.find((s) => s.name === type);
-    if (!set) problems.push(`${type}: no node set`);
-    else if (set.err) problems.push(`${type}: ${set.err}`);
-    else if (!set.enabled || set.loaded === false) problems.push(`${type}: enabled ${set.enabled}, loaded ${set.loaded}`);
-    else if (!set.types.includes(type)) problems.push(`${type}: the set registers ${JSON.stringify(set.types)}, not "${type}"`);
-  }
-  assert.deepEqual(problems, [], `node sets of ${pkg.name} that did not load:\n${problems.join('\n')}`);
-}

@@ -3,6 +3,7 @@
  * fresh Node-RED user directory, and a Node-RED process (the repository's devDependency) driven
  * through its admin HTTP API.
  */
+import assert from 'assert/strict';
 import { spawn, execFile, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import net from 'net';
@@ -42,9 +43,9 @@ function systemNpmEnv(): NodeJS.ProcessEnv {
   return { ...process.env, PATH, npm_config_ignore_scripts: 'true' };
 }
 
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv = systemNpmEnv()): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env: systemNpmEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd, env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
       else resolve({ stdout, stderr });
     });
@@ -150,9 +151,19 @@ export class NodeRedProcess {
   }
 
   /** Starts Node-RED and resolves once its admin API answers; rejects with its log if it does not. */
-  static async start(opts: { userDir: string; port: number; settingsFile: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<NodeRedProcess> {
-    const redJs = path.join(REPO_ROOT, 'node_modules', 'node-red', 'red.js');
-    const child = spawn(process.execPath, [redJs, '--userDir', opts.userDir, '--port', String(opts.port), '--settings', opts.settingsFile], {
+  static async start(opts: {
+    userDir: string;
+    port: number;
+    settingsFile: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /** Another Node.js binary (default: the one running the tests). */
+    nodeBin?: string;
+    /** Another Node-RED's red.js (default: the repository's devDependency). */
+    redJs?: string;
+  }): Promise<NodeRedProcess> {
+    const redJs = opts.redJs ?? path.join(REPO_ROOT, 'node_modules', 'node-red', 'red.js');
+    const child = spawn(opts.nodeBin ?? process.execPath, [redJs, '--userDir', opts.userDir, '--port', String(opts.port), '--settings', opts.settingsFile], {
       cwd: opts.userDir,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -231,4 +242,167 @@ export class CommsClient {
   close(): void {
     this.socket.close();
   }
+}
+
+/** A node set as the admin API lists it (`GET /nodes`). */
+export interface NodeSetInfo {
+  id: string;
+  name: string;
+  types: string[];
+  enabled: boolean;
+  loaded?: boolean;
+  module: string;
+  version?: string;
+  err?: string;
+}
+
+/**
+ * The editor's "Install > Upload module": a multipart POST /nodes with the .tgz in field
+ * "tarball" (Node-RED runs `npm install --omit=dev ...` in its user directory).
+ */
+export async function paletteUpload(nr: NodeRedProcess, tarball: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const form = new FormData();
+  form.append('tarball', new Blob([fs.readFileSync(tarball)], { type: 'application/gzip' }), path.basename(tarball));
+  const res = await fetch(`${nr.url}/nodes`, { method: 'POST', body: form, signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, body: await res.text() };
+}
+
+/** Every type of `types` is in an enabled, loaded node set of module `moduleName`, without error. */
+export async function checkNodeList(nr: NodeRedProcess, moduleName: string, types: string[]): Promise<void> {
+  const res = await httpGet(`${nr.url}/nodes`);
+  assert.equal(res.status, 200);
+  const sets = (JSON.parse(res.body) as NodeSetInfo[]).filter((s) => s.module === moduleName);
+  const problems: string[] = [];
+  for (const type of types) {
+    const set = sets.find((s) => s.name === type);
+    if (!set) problems.push(`${type}: no node set`);
+    else if (set.err) problems.push(`${type}: ${set.err}`);
+    else if (!set.enabled || set.loaded === false) problems.push(`${type}: enabled ${set.enabled}, loaded ${set.loaded}`);
+    else if (!set.types.includes(type)) problems.push(`${type}: the set registers ${JSON.stringify(set.types)}, not "${type}"`);
+  }
+  assert.deepEqual(problems, [], `node sets of ${moduleName} that did not load:\n${problems.join('\n')}`);
+}
+
+/** The editor html (`GET /nodes` as text/html) has the definition, the form and a real help text of every type. */
+export async function checkEditorHelp(nr: NodeRedProcess, types: string[]): Promise<void> {
+  const res = await httpGet(`${nr.url}/nodes`, 'text/html');
+  assert.equal(res.status, 200);
+  const problems: string[] = [];
+  for (const type of types) {
+    if (!res.body.includes(`RED.nodes.registerType('${type}'`)) problems.push(`${type}: no registerType`);
+    if (!res.body.includes(`data-template-name="${type}"`)) problems.push(`${type}: no edit form`);
+    const help = new RegExp(`<script type="text/html" data-help-name="${type}">([\\s\\S]*?)</script>`).exec(res.body);
+    if (!help) problems.push(`${type}: no help (data-help-name)`);
+    else if (help[1].replace(/<[^>]*>/g, '').trim().length < 80) problems.push(`${type}: help is almost empty`);
+  }
+  assert.deepEqual(problems, []);
+}
+
+/** `GET /nodes/messages` has a non-empty catalog, keyed by the type, for every type. */
+export async function checkMessageCatalogs(nr: NodeRedProcess, moduleName: string, types: string[]): Promise<void> {
+  const res = await httpGet(`${nr.url}/nodes/messages?lng=en-US`);
+  assert.equal(res.status, 200);
+  const catalogs = JSON.parse(res.body) as Record<string, Record<string, unknown>>;
+  const problems: string[] = [];
+  for (const type of types) {
+    const catalog = catalogs[`${moduleName}/${type}`];
+    if (!catalog || Object.keys(catalog).length === 0) problems.push(`${type}: no catalog`);
+    else if (typeof catalog[type] !== 'object') problems.push(`${type}: catalog has no "${type}" key`);
+  }
+  assert.deepEqual(problems, []);
+}
+
+/**
+ * Import > Examples lists the module with exactly the example flows the tarball holds (the quick
+ * start among them), each served as a flow whose nodes are all of types this Node-RED knows.
+ */
+export async function checkExamples(nr: NodeRedProcess, packed: PackResult): Promise<void> {
+  const roots = await httpGet(`${nr.url}/library/examples/flows/`);
+  assert.equal(roots.status, 200);
+  assert.ok((JSON.parse(roots.body) as string[]).includes(packed.name), `examples list: ${roots.body}`);
+  const list = await httpGet(`${nr.url}/library/examples/flows/${packed.name}`);
+  assert.equal(list.status, 200);
+  const names = (JSON.parse(list.body) as ({ fn: string } | string)[]).map((e) => (typeof e === 'string' ? `${e}/` : e.fn)).sort();
+  // What the tarball holds (examples/ may have changed since it was packed).
+  const expected = packed.files
+    .map((f) => /^examples\/([^/]+)\.json$/.exec(f.path)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .sort();
+  assert.deepEqual(names.filter((n) => !n.endsWith('/')), expected);
+  assert.ok(expected.includes('quick-start'), `the quick start is among the examples: ${expected.join(', ')}`);
+  // Every node of every example is of a type this Node-RED knows (else it imports as "unknown").
+  const known = new Set((JSON.parse((await httpGet(`${nr.url}/nodes`)).body) as NodeSetInfo[]).flatMap((set) => set.types));
+  for (const t of ['tab', 'group', 'junction', 'subflow']) known.add(t);
+  const unknown: string[] = [];
+  for (const name of expected) {
+    const flow = await httpGet(`${nr.url}/library/examples/flows/${packed.name}/${name}`);
+    assert.equal(flow.status, 200, name);
+    const nodes = JSON.parse(flow.body) as { type: string }[];
+    assert.ok(Array.isArray(nodes) && nodes.length > 0, name);
+    for (const n of nodes) if (!known.has(n.type) && !n.type.startsWith('subflow:')) unknown.push(`${name}: ${n.type}`);
+  }
+  assert.deepEqual(unknown, [], 'example nodes of unknown types');
+}
+
+/** Thrown when the npm registry could not give us a package (offline, timeout, not published). */
+export class DownloadError extends Error {}
+
+/**
+ * `npm install <specs>` (the system's npm) into `dir`, a throwaway project of its own. `scripts`:
+ * whether install scripts run (the `node` package fetches its binary in one).
+ */
+export async function npmInstallInto(dir: string, specs: string[], opts: { scripts: boolean; timeoutMs: number }): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'hv-tools', private: true }));
+  const env = systemNpmEnv();
+  if (opts.scripts) delete env.npm_config_ignore_scripts;
+  const args = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-update-notifier', ...(opts.scripts ? [] : ['--ignore-scripts']), ...specs];
+  try {
+    await run('npm', args, dir, opts.timeoutMs, env);
+  } catch (err) {
+    throw new DownloadError((err as Error).message);
+  }
+}
+
+export interface NodeRuntime {
+  /** The `node` binary. */
+  bin: string;
+  /** For `npm_config_nodedir`: holds include/node (the headers native modules build against). */
+  nodedir: string;
+  /** `process.version` of that binary. */
+  version: string;
+}
+
+/**
+ * Node.js from the npm registry: the `node` package (`spec`, e.g. `node@22`) installed into `dir`;
+ * its preinstall fetches `node-<platform>-<arch>`, which holds the binary and the headers.
+ */
+export async function installNodeRuntime(dir: string, spec: string, timeoutMs: number): Promise<NodeRuntime> {
+  await npmInstallInto(dir, [spec], { scripts: true, timeoutMs });
+  const nested = path.join(dir, 'node_modules', 'node', 'node_modules');
+  const platformPkg = [`node-${process.platform}-${process.arch}`, `node-bin-${process.platform}-${process.arch}`]
+    .map((name) => path.join(nested, name))
+    .find((p) => fs.existsSync(path.join(p, 'package.json')));
+  if (!platformPkg) throw new DownloadError(`${spec}: no node-${process.platform}-${process.arch} under ${nested}`);
+  const bin = path.join(platformPkg, 'bin', 'node');
+  assert.ok(fs.existsSync(path.join(platformPkg, 'include', 'node', 'node_version.h')), `${spec} ships no headers in ${platformPkg}/include/node`);
+  const { stdout } = await run(bin, ['-p', 'process.version'], dir, 30000, {});
+  return { bin, nodedir: platformPkg, version: stdout.trim() };
+}
+
+/**
+ * The environment for a Node-RED (and the npm it spawns for palette installs) on another Node.js:
+ * that `node` first on PATH (npm's `#!/usr/bin/env node` runs on it), native modules built
+ * against its headers, install scripts on (better-sqlite3 builds in one).
+ */
+export function runtimeEnv(runtime: NodeRuntime): NodeJS.ProcessEnv {
+  const env = systemNpmEnv();
+  delete env.npm_config_ignore_scripts;
+  // npm's own bookkeeping from the outer `npx`: it names the Node.js that ran it.
+  for (const key of Object.keys(env)) if (key.startsWith('npm_') && !key.startsWith('npm_config_')) delete env[key];
+  env.PATH = [path.dirname(runtime.bin), env.PATH].join(path.delimiter);
+  env.npm_config_nodedir = runtime.nodedir;
+  env.npm_config_prefer_offline = 'true';
+  env.npm_config_update_notifier = 'false';
+  return env;
 }
