@@ -626,6 +626,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
       await fetch(`${app!.url}/api/sensor-readings/buffer/?sensor_type=ldr&sensor_id=rd0`).then((r) => r.arrayBuffer());
       await fetch(`${app!.url}/api/sensor-readings/?limit=5`).then((r) => r.arrayBuffer());
     };
+    const noMoreThan = (a: Record<string, number>, b: Record<string, number>) => Object.keys(b).every((k) => a[k] <= b[k]);
     const count = async () => {
       const ports = new Set(redisProxy!.upstreamPorts());
       const list = (await redis.client('LIST')) as string;
@@ -659,7 +660,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
       await exercise();
       await wait(1500);
       after = await count();
-      if (JSON.stringify(after) === JSON.stringify(before) || Date.now() > settleEnd) break;
+      if (noMoreThan(after, before) || Date.now() > settleEnd) break;
     }
     await sys.endAsync();
     // eslint-disable-next-line no-console
@@ -668,6 +669,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
         `stored ${(await stored('rd')).distinct} of ${seq}; peak RSS ${Math.round(samplePeak() / 1024)} MiB`,
     );
     assert.ok(before.pg > 0 && before.redis > 0 && before.broker > 0, 'the counts see the app');
-    assert.deepEqual(after, before, 'no extra connection');
+    // A leak shows as more connections after; pools open lazily and close idle ones, so fewer is fine.
+    assert.ok(noMoreThan(after, before), `no extra connection: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
   });
 });
