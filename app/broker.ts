@@ -38,16 +38,7 @@ export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<
   });
 }
 
-/** `mqtt://user:pass@host:1883` → `mqtt://user:***@host:1883`, for logs. */
-export function redactUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return raw.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-  }
-}
+export { redactUrl } from '../nodes/shared/redact';
 
 export interface EmbeddedBrokerOptions {
   host?: string;

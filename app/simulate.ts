@@ -10,6 +10,7 @@
 import mqtt from 'mqtt';
 import { HELP, parseOptions, type SimOptions } from './simulator/options';
 import { Simulator, type SimStats } from './simulator/runner';
+import { redactUrl } from '../nodes/shared/redact';
 
 function stamp(): string {
   return new Date().toISOString().slice(11, 19);
@@ -19,16 +20,6 @@ function log(line: string): void {
   process.stdout.write(`[simulate ${stamp()}] ${line}\n`);
 }
 
-/** The broker URL without its password, for the log. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 
 export function summaryLine(reason: string, s: SimStats): string {
   const seconds = s.elapsedMs / 1000;
@@ -59,7 +50,7 @@ export function run(o: SimOptions): Promise<number> {
   let lastError = '';
   client.on('error', (err) => {
     // Once per distinct error: a broker that is down would repeat it every reconnect.
-    if (err.message !== lastError) log(`broker ${redact(o.url)}: ${err.message}`);
+    if (err.message !== lastError) log(`broker ${redactUrl(o.url)}: ${err.message}`);
     lastError = err.message;
   });
   client.on('offline', () => {
@@ -73,7 +64,7 @@ export function run(o: SimOptions): Promise<number> {
     }
     const limits = [o.count !== undefined ? `${o.count} readings` : '', o.duration !== undefined ? `${o.duration} s` : ''].filter(Boolean).join(' or ');
     log(
-      `connected to ${redact(o.url)} as ${o.clientId}: ${sim.streams.length} sensors ` +
+      `connected to ${redactUrl(o.url)} as ${o.clientId}: ${sim.streams.length} sensors ` +
         `(${o.locations.join(', ')} × ${o.sensors.join(', ')}), ${o.rate} readings/s` +
         `${o.batch > 1 ? ` in arrays of ${o.batch}` : ''}, QoS ${o.qos}, seed ${o.seed}` +
         `${o.badEvery ? `, every ${o.badEvery}th message malformed` : ''}${limits ? `, stopping after ${limits}` : ''}; Ctrl-C stops`,

@@ -7,6 +7,7 @@
  */
 import type { Database } from '../shared/db';
 import { systemTimers, type Timers } from '../shared/timers';
+import { maskUrlsIn } from '../shared/redact';
 
 export type DatabaseState = 'connecting' | 'up' | 'down' | 'closed';
 
@@ -43,13 +44,6 @@ export interface DatabaseConnectionOptions {
   releaseTimeoutMs?: number;
 }
 
-/**
- * Replaces the password of a URL with `***` (`postgres://u:***@host/db`). Works on strings
- * that are not URLs too, and on messages that quote the URL.
- */
-export function maskUrl(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@/\s]*@/gi, '$1***@');
-}
 
 /** The password of `url`, or '' (for scrubbing it from driver messages). */
 function passwordOf(url: string): string {
@@ -120,7 +114,7 @@ export class DatabaseConnection {
     this.retryMaxMs = opts.retryMaxMs ?? 10_000;
     this.waitMs = opts.waitMs ?? 2000;
     this.releaseTimeoutMs = opts.releaseTimeoutMs ?? 12_000;
-    this.description = opts.description ?? maskUrl(opts.url || 'sqlite:data/hypervolt.db');
+    this.description = opts.description ?? maskUrlsIn(opts.url || 'sqlite:data/hypervolt.db');
   }
 
   get state(): DatabaseState {
@@ -286,7 +280,7 @@ export class DatabaseConnection {
     const password = passwordOf(this.opts.url);
     // Very short passwords would mangle ordinary words; URL forms are masked below anyway.
     if (password.length >= 4) message = message.split(password).join('***');
-    return maskUrl(message);
+    return maskUrlsIn(message);
   }
 
   private setState(state: DatabaseState): void {

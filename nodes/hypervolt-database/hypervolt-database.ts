@@ -4,7 +4,8 @@
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { openDatabase, resolveDatabaseTarget } from '../shared/db';
-import { DatabaseConnection, DatabaseProvider, maskUrl, withPassword } from './database-connection';
+import { DatabaseConnection, DatabaseProvider, withPassword } from './database-connection';
+import { maskUrlsIn } from '../shared/redact';
 
 interface DatabaseNodeDef extends NodeDef {
   url?: string;
@@ -21,7 +22,7 @@ export = function (RED: NodeAPI) {
     RED.nodes.createNode(this, config);
     const url = withPassword((config.url ?? '').trim(), this.credentials?.password);
     const logger = { log: (m: string) => this.log(m), warn: (m: string) => this.warn(m) };
-    let description = maskUrl(url);
+    let description = maskUrlsIn(url);
     let invalid: string | undefined;
     try {
       description = resolveDatabaseTarget(url).description;

@@ -14,6 +14,7 @@ import {
   type StoreStateListener,
   type WindowStore,
 } from '../hot-window/window-store';
+import { redactUrl } from '../shared/redact';
 
 /** The properties as the editor saves them (strings, possibly `${VAR}`). */
 export interface HotStoreNodeDef {
@@ -60,7 +61,7 @@ export function parseHotStoreConfig(def: HotStoreNodeDef): HotStoreConfig {
   const warnings: string[] = [];
   let url = text(def.url);
   if (url && !/^rediss?:\/\//i.test(url)) {
-    warnings.push(`url "${url.replace(/\/\/[^@/]*@/, '//***@')}" is not redis:// or rediss://; using the in-process store`);
+    warnings.push(`url "${redactUrl(url)}" is not redis:// or rediss://; using the in-process store`);
     url = '';
   }
   const prefix = text(def.prefix) || DEFAULT_PREFIX;

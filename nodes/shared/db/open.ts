@@ -14,6 +14,7 @@ import { createDecisionRepository } from './decisions';
 import { createEnergySourceRepository } from './energy-sources';
 import { openSqlite } from './sqlite';
 import type { Database, OpenDatabaseOptions, SqlDatabase } from './types';
+import { redactUrl } from '../redact';
 
 export const DEFAULT_SQLITE_PATH = 'data/hypervolt.db';
 
@@ -40,16 +41,6 @@ export function resolveDatabaseTarget(url: string | undefined, baseDir?: string)
     throw new Error(`unsupported database URL scheme in "${redactUrl(raw)}" (use postgres://, sqlite: or a file path)`);
   }
   return sqlite(raw);
-}
-
-function redactUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return raw.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-  }
 }
 
 /** Opens the database named by `url` and (unless `migrate: false`) applies the migrations. */
