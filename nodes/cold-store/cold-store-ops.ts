@@ -79,7 +79,7 @@ export function readingFlush(getDatabase: DatabaseSource, onFlushed?: (seconds: 
     if (!wantRows) {
       // Nobody reads the rows (output not wired, e.g. the MQTT path): no lookup of duplicates,
       // no row objects per reading.
-      const { duplicates } = await db.readings.insertMany(readings);
+      const { duplicates } = await db.readings.storeMany(readings);
       onFlushed?.(Number(process.hrtime.bigint() - started) / 1e9);
       return { results: new Array<null>(readings.length).fill(null), duplicates };
     }

@@ -139,6 +139,16 @@ for (const backend of backends()) {
         );
       });
 
+      it('storeMany writes the same rows without reading them back: new and duplicate counts only', async () => {
+        await repo().insertMany([reading()]);
+        const batch = [reading(), reading({ value: 1 }), ...series(1000, { sensor_id: 'ldr_2' })];
+        assert.deepEqual(await repo().storeMany(batch), { inserted: 1000, duplicates: 2 });
+        assert.equal(await tableCount(), 1001);
+        const stored = await repo().findByKeys([reading()]);
+        assert.equal(stored[0].value, 750, 'the first delivery is kept');
+        assert.deepEqual(await repo().storeMany([]), { inserted: 0, duplicates: 0 });
+      });
+
       it('does nothing for an empty batch', async () => {
         assert.deepEqual(await repo().insertMany([]), { inserted: [], duplicates: 0 });
       });

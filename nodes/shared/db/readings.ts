@@ -18,6 +18,7 @@ import type {
   RecentReadingsOptions,
   SaveReadingsResult,
   SqlDatabase,
+  SqlExecutor,
 } from './types';
 
 export const READINGS_TABLE: TableSpec<ReadingRow> = {
@@ -91,39 +92,53 @@ class SqlReadingRepository implements ReadingRepository {
   async insertMany(input: readonly Reading[]): Promise<InsertReadingsResult> {
     if (input.length === 0) return { inserted: [], duplicates: 0 };
     const readings = input.map(normalize);
-    let raw: Record<string, unknown>[];
-    if (this.db.dialect === 'postgres') {
-      // One statement, six array parameters, however many rows: no per-row placeholders to
-      // parse and plan. ON CONFLICT DO NOTHING also absorbs a key repeated inside the batch.
-      raw = await this.db.query(
-        `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')})
-         SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::timestamptz[])
-         ON CONFLICT (sensor_type, sensor_id, timestamp) DO NOTHING
-         ${RETURNING}`,
-        INSERT_COLUMNS.map((c) => readings.map((r) => r[c])),
-      );
-    } else {
-      raw = await this.db.transaction(async (tx) => {
-        const rows: Record<string, unknown>[] = [];
-        for (const part of chunks(readings, SQLITE_INSERT_CHUNK)) {
-          const values = part
-            .map((_, i) => `(${INSERT_COLUMNS.map((__, j) => `$${i * INSERT_COLUMNS.length + j + 1}`).join(', ')})`)
-            .join(', ');
-          const params = part.flatMap((r) => INSERT_COLUMNS.map((c) => r[c]));
-          rows.push(
-            ...(await tx.query<Record<string, unknown>>(
-              `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')}) VALUES ${values}
-               ON CONFLICT (sensor_type, sensor_id, timestamp) DO NOTHING ${RETURNING}`,
-              params,
-            )),
-          );
-        }
-        return rows;
-      });
-    }
+    const raw = await this.insert<Record<string, unknown>[]>(readings, (ex, sql, params) => ex.query<Record<string, unknown>>(`${sql} ${RETURNING}`, params), (parts) => parts.flat());
     const inserted = rowsFromDb(READINGS_TABLE, raw, this.db.dialect);
     if (inserted.length > 0) this.writes += 1;
     return { inserted, duplicates: readings.length - inserted.length };
+  }
+
+  async storeMany(input: readonly Reading[]): Promise<{ inserted: number; duplicates: number }> {
+    if (input.length === 0) return { inserted: 0, duplicates: 0 };
+    const readings = input.map(normalize);
+    const inserted = await this.insert<number>(readings, (ex, sql, params) => ex.execute(sql, params), (counts) => counts.reduce((a, b) => a + b, 0));
+    if (inserted > 0) this.writes += 1;
+    return { inserted, duplicates: readings.length - inserted };
+  }
+
+  /**
+   * The one INSERT of a batch, deduplicated by key: PostgreSQL one statement with six array
+   * parameters, however many rows (no per-row placeholders to parse and plan; ON CONFLICT also
+   * absorbs a key repeated inside the batch); SQLite multi-row VALUES per chunk of its variable
+   * limit, in one transaction. `run` executes it (returning rows or a count); `merge` joins the
+   * SQLite chunks' results.
+   */
+  private async insert<T>(
+    readings: readonly ReturnType<typeof normalize>[],
+    run: (ex: SqlExecutor, sql: string, params: unknown[]) => Promise<T>,
+    merge: (parts: T[]) => T,
+  ): Promise<T> {
+    const conflict = 'ON CONFLICT (sensor_type, sensor_id, timestamp) DO NOTHING';
+    if (this.db.dialect === 'postgres') {
+      return run(
+        this.db,
+        `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')})
+         SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::timestamptz[])
+         ${conflict}`,
+        INSERT_COLUMNS.map((c) => readings.map((r) => r[c])),
+      );
+    }
+    return this.db.transaction(async (tx) => {
+      const parts: T[] = [];
+      for (const part of chunks(readings, SQLITE_INSERT_CHUNK)) {
+        const values = part
+          .map((_, i) => `(${INSERT_COLUMNS.map((__, j) => `$${i * INSERT_COLUMNS.length + j + 1}`).join(', ')})`)
+          .join(', ');
+        const params = part.flatMap((r) => INSERT_COLUMNS.map((c) => r[c]));
+        parts.push(await run(tx, `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')}) VALUES ${values} ${conflict}`, params));
+      }
+      return merge(parts);
+    });
   }
 
   async findByKeys(input: readonly ReadingKey[]): Promise<ReadingRow[]> {

@@ -141,6 +141,8 @@ export interface SaveReadingsResult {
 export interface ReadingRepository {
   /** One INSERT per batch (SQLite: per chunk of the variable limit, one transaction); dedup by key. */
   insertMany(readings: readonly Reading[]): Promise<InsertReadingsResult>;
+  /** The same INSERT without reading rows back: how many were new, how many duplicates (the ingest path). */
+  storeMany(readings: readonly Reading[]): Promise<{ inserted: number; duplicates: number }>;
   /** The stored rows for these keys, in one query (per chunk on SQLite). */
   findByKeys(keys: readonly ReadingKey[]): Promise<ReadingRow[]>;
   /** insertMany + findByKeys for the duplicates: the stored row of every input, in input order. */
