@@ -6,7 +6,7 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { systemClock } from '../shared/clock';
 import type { AccountConfigNode } from '../shared/fetch/account';
-import { FetchController, type StatusView } from '../shared/fetch/controller';
+import { completeFetch, FetchController, TargetedFetches, type StatusView } from '../shared/fetch/controller';
 import { ElectricityMapsApi, fetchCarbon, type CarbonFetchResult, type CarbonFetchState } from '../shared/fetch/electricitymaps';
 import { FetchError } from '../shared/fetch/errors';
 import { fetchMetricsFor, removeFetchMetrics } from '../shared/fetch/metrics';
@@ -94,17 +94,11 @@ export = function (RED: NodeAPI) {
       warn: (message) => node.warn(message),
     });
 
-    /** msg-sourced zones: one fetch at a time, so each msg gets the zone it asked for. */
-    let queue: Promise<void> = Promise.resolve();
+    const targeted = new TargetedFetches<string>(controller, (z) => (zone = z), (z) => fetchedZone === z);
 
     node.on('input', (msg, _send, done) => {
-      const finish = (outcome: Awaited<ReturnType<typeof controller.trigger>>) => {
-        // A close aborts the fetch: that is no failure of the msg.
-        if (outcome.ok || outcome.error.kind === 'aborted') done();
-        else done(outcome.error);
-      };
       if (!zoneFromMsg || blocked) {
-        void controller.trigger().then(finish);
+        void controller.trigger().then(completeFetch(done));
         return;
       }
       let wanted: string;
@@ -120,13 +114,7 @@ export = function (RED: NodeAPI) {
         done(err as Error);
         return;
       }
-      queue = queue.then(async () => {
-        zone = wanted;
-        let outcome = await controller.trigger();
-        // It joined a fetch (a retry) of another zone: fetch the one asked for.
-        if (fetchedZone !== wanted) outcome = await controller.trigger();
-        finish(outcome);
-      });
+      targeted.fetch(wanted, done);
     });
 
     node.on('close', (removed: boolean, done: () => void) => {

@@ -6,7 +6,7 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { systemClock } from '../shared/clock';
 import type { AccountConfigNode } from '../shared/fetch/account';
-import { FetchController, type FetchJobResult, type StatusView } from '../shared/fetch/controller';
+import { completeFetch, FetchController, TargetedFetches, type FetchJobResult, type StatusView } from '../shared/fetch/controller';
 import { FetchError } from '../shared/fetch/errors';
 import { fetchMetricsFor, removeFetchMetrics } from '../shared/fetch/metrics';
 import { OpenWeatherApi, fetchWeather } from '../shared/fetch/openweathermap';
@@ -91,17 +91,12 @@ export = function (RED: NodeAPI) {
       warn: (message) => node.warn(message),
     });
 
-    /** msg-sourced places: one fetch at a time, so each msg gets the place it asked for. */
-    let queue: Promise<void> = Promise.resolve();
+    const samePlace = (a: typeof place | undefined, b: typeof place) => a !== undefined && a.lat === b.lat && a.lon === b.lon && a.zone === b.zone;
+    const targeted = new TargetedFetches<typeof place>(controller, (p) => (place = p), (p) => samePlace(fetched, p));
 
     node.on('input', (msg, _send, done) => {
-      const finish = (outcome: Awaited<ReturnType<typeof controller.trigger>>) => {
-        // A close aborts the fetch: that is no failure of the msg.
-        if (outcome.ok || outcome.error.kind === 'aborted') done();
-        else done(outcome.error);
-      };
       if (!fromMsg || blocked) {
-        void controller.trigger().then(finish);
+        void controller.trigger().then(completeFetch(done));
         return;
       }
       let wanted: typeof place;
@@ -127,14 +122,7 @@ export = function (RED: NodeAPI) {
         done(err as Error);
         return;
       }
-      const same = (a: typeof place | undefined) => a !== undefined && a.lat === wanted.lat && a.lon === wanted.lon && a.zone === wanted.zone;
-      queue = queue.then(async () => {
-        place = wanted;
-        let outcome = await controller.trigger();
-        // It joined a fetch (a retry) of another place: fetch the one asked for.
-        if (!same(fetched)) outcome = await controller.trigger();
-        finish(outcome);
-      });
+      targeted.fetch(wanted, done);
     });
 
     node.on('close', (removed: boolean, done: () => void) => {

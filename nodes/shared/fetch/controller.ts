@@ -184,3 +184,32 @@ export class FetchController<R extends FetchJobResult> {
     return { fill: 'blue', shape: 'ring', key: 'fetching', params: {} };
   }
 }
+
+/** The `done` of a msg that triggered a fetch: a fetch cut short by close is no failure of the msg. */
+export function completeFetch(done: (err?: Error) => void): (outcome: FetchOutcome<FetchJobResult>) => void {
+  return (outcome) => (outcome.ok || outcome.error.kind === 'aborted' ? done() : done(outcome.error));
+}
+
+/**
+ * Fetches for msgs that name their own target (a zone, a place): one at a time, so each msg
+ * gets the target it asked for. `select` makes the next fetch use a target; `fetchedIs` tells
+ * whether the last fetch used it (a msg that joined a retry of another target fetches again).
+ */
+export class TargetedFetches<T> {
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly controller: { trigger(): Promise<FetchOutcome<FetchJobResult>> },
+    private readonly select: (target: T) => void,
+    private readonly fetchedIs: (target: T) => boolean,
+  ) {}
+
+  fetch(target: T, done: (err?: Error) => void): void {
+    this.queue = this.queue.then(async () => {
+      this.select(target);
+      let outcome = await this.controller.trigger();
+      if (!this.fetchedIs(target)) outcome = await this.controller.trigger();
+      completeFetch(done)(outcome);
+    });
+  }
+}
