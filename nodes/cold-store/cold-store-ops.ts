@@ -267,9 +267,14 @@ export function answerFixed(op: FixedOperation, msg: Msg): void {
 }
 
 /** The write path's counters as Prometheus families (read at scrape time), labelled by node id. */
-export function writerFamilies(node: string, stats: BatcherStats): MetricFamily[] {
+/** The writer's counters: the batcher's, and the spill file's. */
+export type WriterStats = BatcherStats & { spilled?: number; drained?: number };
+
+export function writerFamilies(node: string, stats: WriterStats): MetricFamily[] {
   const labels: Labels = { node };
   return [
+    { name: 'hypervolt_cold_store_spilled', help: 'Readings in the spill file, waiting for the database.', type: 'gauge', samples: [{ labels, value: stats.spilled ?? 0 }] },
+    { name: 'hypervolt_cold_store_drained_total', help: 'Readings written from the spill file to the database.', type: 'counter', samples: [{ labels, value: stats.drained ?? 0 }] },
     { name: 'hypervolt_cold_store_queue_depth', help: 'Readings waiting to be written (queued and in flight).', type: 'gauge', samples: [{ labels, value: stats.queued + stats.inFlight }] },
     { name: 'hypervolt_cold_store_written_total', help: 'Readings stored as new rows.', type: 'counter', samples: [{ labels, value: stats.written }] },
     { name: 'hypervolt_cold_store_duplicates_total', help: 'Readings that were already stored.', type: 'counter', samples: [{ labels, value: stats.duplicates }] },
@@ -360,13 +365,16 @@ export interface NodeStatus {
  * The node's status from the writer's stats and the database state: refusals win (data is
  * being turned away), then an outage, then the counters.
  */
-export function writeStatus(stats: BatcherStats, dbState: string, refusedShown: number): NodeStatus {
+export function writeStatus(stats: WriterStats, dbState: string, refusedShown: number): NodeStatus {
   if (stats.refused > refusedShown) {
     return { fill: 'red', shape: 'dot', key: 'refused', params: { refused: stats.refused, queued: stats.queued + stats.inFlight } };
   }
+  const spilled = stats.spilled ?? 0;
   if (!stats.connected || dbState === 'down') {
+    if (spilled > 0) return { fill: 'yellow', shape: 'ring', key: 'down-spilled', params: { waiting: stats.queued + stats.inFlight, spilled } };
     return { fill: 'yellow', shape: 'ring', key: 'down', params: { waiting: stats.queued + stats.inFlight } };
   }
+  if (spilled > 0) return { fill: 'yellow', shape: 'dot', key: 'draining', params: { spilled, stored: stats.written } };
   if (dbState === 'connecting') return { fill: 'grey', shape: 'ring', key: 'connecting' };
   return {
     fill: 'green',

@@ -3,10 +3,13 @@
  * `hypervolt-database` config node, and answers the REST operations on readings, the retention
  * cleanup and the health check. Logic in cold-store-ops.ts and reading-batcher.ts.
  */
+import path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { Reading, ReadingRow } from '../shared/types';
 import { DatabaseProvider, DatabaseUnavailableError } from '../hypervolt-database/database-connection';
 import { ReadingBatcher, isPermanentFailure } from './reading-batcher';
+import { ReadingSpill } from './reading-spill';
+import { SpillingWriter } from './spilling-writer';
 import { completions } from '../shared/spool/tracker';
 import { parsePositiveInt, parseRetentionDays } from './cold-store-input';
 import * as ops from './cold-store-ops';
@@ -22,6 +25,14 @@ interface ColdStoreDef extends NodeDef {
   /** `rows` (default): the output carries the stored rows; `none`: the msg passes on as it came. */
   output?: string;
   maxQueued?: string | number;
+  /** `on` (default where there is a data directory): spill to a local file while the database is down; `off`. */
+  spill?: string;
+  /** The spill file (may hold `${VAR}`); default `{DATA_DIR or userDir}/cold-spill-{node id}.db`. */
+  spillPath?: string;
+  /** Readings kept in memory during an outage before spilling (default 1000). */
+  spillAfter?: string | number;
+  /** Readings the spill file may hold (default 1 000 000). */
+  maxSpilled?: string | number;
   retentionDays?: string | number;
   dataType?: string;
 }
@@ -58,16 +69,43 @@ export = function (RED: NodeAPI) {
             },
           })
         : null;
+    const writer = batcher ? new SpillingWriter({
+      batcher,
+      spill: openSpill(),
+      spillAfter: parsePositiveInt(config.spillAfter, 1000),
+      maxSpilled: parsePositiveInt(config.maxSpilled, 1_000_000),
+      onError: (err) => node.warn(t('log.spill-error', { error: err.message })),
+      onDrained: (count) => {
+        node.log(t('log.drained', { count }));
+        status.request();
+      },
+    }) : null;
     // The writer's counters, for a metrics flow (and the node tests).
-    if (batcher) Object.assign(node, { stats: () => batcher.stats() });
-    const uncollect = batcher ? metrics.collect(`cold-store:${node.id}`, () => ops.writerFamilies(node.id, batcher.stats())) : undefined;
+    const writerStats = () => ({ ...batcher!.stats(), spilled: writer!.spilled, drained: writer!.spill?.drained ?? 0 });
+    if (writer) Object.assign(node, { stats: writerStats });
+    const uncollect = writer ? metrics.collect(`cold-store:${node.id}`, () => ops.writerFamilies(node.id, writerStats())) : undefined;
     const needsDatabase = !ops.NO_DATABASE_OPERATIONS.includes(op);
     const dataType = (ops.RECENT_GRID_TYPES as readonly string[]).includes(config.dataType ?? '') ? config.dataType : 'carbon_intensity';
+
+    /** The spill file, where there is a place for it (created on the first spill, not before). */
+    function openSpill(): ReadingSpill | null {
+      if (config.spill === 'off') return null;
+      const configured = String(config.spillPath ?? '').trim();
+      const file = configured.includes('${') ? String(RED.util.evaluateNodeProperty(configured, 'env', node, {} as never) ?? '').trim() : configured;
+      const dir = String(RED.util.getSetting(node, 'DATA_DIR') ?? '') || String(RED.settings.userDir ?? '');
+      if (!file && !dir) return null;
+      try {
+        return new ReadingSpill(file || path.join(dir, `cold-spill-${node.id}.db`));
+      } catch (err) {
+        node.warn(t('log.spill-error', { error: (err as Error).message }));
+        return null;
+      }
+    }
 
     let refusedShown = 0;
     const status = new ops.Throttle(() => {
       const dbState = provider ? provider.state : 'down';
-      const stats = batcher?.stats();
+      const stats = writer ? writerStats() : undefined;
       const s = stats ? ops.writeStatus(stats, dbState, refusedShown) : needsDatabase ? ops.queryStatus(dbState) : ops.readyStatus();
       if (stats) refusedShown = stats.refused;
       node.status({ fill: s.fill, shape: s.shape, text: t(`status.${s.key}`, s.params) });
@@ -97,7 +135,7 @@ export = function (RED: NodeAPI) {
         done(err as Error);
         return;
       }
-      batcher.add(parsed.readings, (err, rows) => {
+      writer!.add(parsed.readings, (err, rows, spilled) => {
         status.request();
         if (err) {
           // Refused by the database for good: dead-lettered. Anything else (queue full, closing):
@@ -107,6 +145,8 @@ export = function (RED: NodeAPI) {
           return done(err);
         }
         completions.stored(msg._msgid, parsed.readings.length);
+        // In the spill file, durable, not yet in the database: nothing stored to send on.
+        if (spilled) return done();
         if (wantRows) m.payload = parsed.single ? rows?.[0] : rows;
         send(msg);
         done();
@@ -124,7 +164,7 @@ export = function (RED: NodeAPI) {
         done();
       };
       // Write what is still queued before the database closes (the config node waits for us).
-      (batcher ? batcher.close() : Promise.resolve()).then(finish, finish);
+      (writer ? writer.close() : Promise.resolve()).then(finish, finish);
     });
   }
 

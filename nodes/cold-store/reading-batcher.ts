@@ -173,6 +173,8 @@ export class ReadingBatcher<T, R> {
   private queuedItems = 0;
   private inFlight: Entry<T, R>[] | null = null;
   private inFlightItems = 0;
+  /** When the flush in flight started (clock ms). */
+  private inFlightSince = 0;
   private timer: unknown = null;
   private timerKind: 'delay' | 'retry' | null = null;
   private attempt = 0;
@@ -252,6 +254,16 @@ export class ReadingBatcher<T, R> {
       connected: this.connected,
       closed: this.closing !== null,
     };
+  }
+
+  /**
+   * Whether the writes are known to fail (a retryable flush failure since the last success) or the
+   * flush in flight has run longer than `stalledAfterMs` (a hung database answers nothing: its
+   * time-out comes much later). Cheap: no stats object.
+   */
+  isDown(stalledAfterMs: number): boolean {
+    if (!this.connected) return true;
+    return this.inFlight !== null && this.clock.now() - this.inFlightSince > stalledAfterMs;
   }
 
   /** Items accepted and not yet settled (queued + in flight). */
@@ -361,6 +373,7 @@ export class ReadingBatcher<T, R> {
     const items: T[] = [];
     for (const e of batch) for (const it of e.items) items.push(it);
     const started = this.clock.now();
+    this.inFlightSince = started;
     let outcome: FlushOutcome<R> | null = null;
     let failure: Error | null = null;
     let isBug = false;
