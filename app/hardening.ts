@@ -3,16 +3,19 @@
  * - the environment: defaults and checks of the security variables;
  * - HTTP: the security headers on every response, CORS headers on every API answer, the editor
  *   guard (without a login: only requests made on this machine), the Origin check on writes, and
- *   the per-client rate limits on writes, mounted ahead of Node-RED so they cover the editor and
- *   paths no route answers (`httpNodeMiddleware` only runs on routes of the flow);
+ *   the per-client rate limits on writes (in Redis, shared by every instance, when REDIS_URL is
+ *   set; else in memory), mounted ahead of Node-RED so they cover the editor and paths no route
+ *   answers (`httpNodeMiddleware` only runs on routes of the flow);
  * - the WebSocket guard's options (limits, Node-RED's listener servers, the editor's socket);
  * - a warning when MQTT over TLS would not verify the broker's certificate.
  */
 import fs from 'fs';
 import type { Duplex } from 'stream';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'http';
-import { loadAcl } from './broker';
+import { loadAcl, redactUrl } from './broker';
+import { ENV_DEFAULTS } from './env';
 import { rateLimitMiddleware, rateLimitsFromEnv } from './rate-limit';
+import { RedisRateLimits, redisUrlProblem, type RateLimitLog } from './rate-limit-redis';
 import { adminRequestProblem, corsHeaders, isApiPath, parseOrigins, securityHeaders, writeOriginProblem } from './security';
 import { httpRefusal, nodeRedWsServer, wsLimitsFromEnv, type NodeRedNodes, type WsGuardOptions } from './ws-guard';
 import { sendJson } from './api-middleware';
@@ -113,18 +116,46 @@ export function editorLogin(env: Env): boolean {
   return Boolean(env.ADMIN_USER && env.ADMIN_PASSWORD_HASH);
 }
 
+/** The middleware `httpHardening` returns, in order, and `close` to release what it holds. */
+export type Hardening = Middleware[] & {
+  /** Stops the rate limits' timer and closes their Redis connection, if any. */
+  close(): Promise<void>;
+};
+
 /**
  * The middleware app/main.ts mounts on the app before Node-RED: security headers, the editor
- * guard, the write Origin check, then the rate limits.
+ * guard, the write Origin check, then the rate limits: counted in Redis under REDIS_KEY_PREFIX
+ * (shared by every instance) when REDIS_URL is set and a limit is on, else in memory.
  */
-export function httpHardening(env: Env, adminRoot = '/admin/'): Middleware[] {
+export function httpHardening(env: Env, adminRoot = '/admin/', log?: RateLimitLog): Hardening {
   const origins = parseOrigins(env.CORS_ORIGIN);
-  return [
+  const limits = rateLimitsFromEnv(env).limits;
+  const on = limits.writesPerMin > 0 || limits.commandsPerMin > 0;
+  const url = env.REDIS_URL ?? '';
+  // Like the hot store: a REDIS_URL that is no redis:// URL is warned about, and memory used.
+  const problem = url && on ? redisUrlProblem(url) : null;
+  const shared =
+    url && on && !problem
+      ? new RedisRateLimits({ url, prefix: env.REDIS_KEY_PREFIX ?? ENV_DEFAULTS.REDIS_KEY_PREFIX, log })
+      : undefined;
+  if (problem) {
+    (log?.warn ?? console.warn)(`rate limits: REDIS_URL "${redactUrl(url)}" ${problem}: counting in memory, per instance`);
+  }
+  log?.info(
+    shared
+      ? `rate limits: counted in Redis at ${redactUrl(url)}, shared by every instance`
+      : on
+        ? `rate limits: counted in memory, per instance${url ? '' : ' (REDIS_URL not set)'}`
+        : 'rate limits: off',
+  );
+  const rateLimit = rateLimitMiddleware(limits, { shared, warn: log ? (m) => log.warn(m) : undefined });
+  const chain: Middleware[] = [
     securityHeadersMiddleware(origins),
     adminGuardMiddleware(adminRoot, editorLogin(env)),
     writeOriginMiddleware(origins),
-    rateLimitMiddleware(rateLimitsFromEnv(env).limits),
+    rateLimit,
   ];
+  return Object.assign(chain, { close: () => rateLimit.close() });
 }
 
 /** The WebSocket guard's options for the app: limits from the environment, listeners from Node-RED. */

@@ -126,7 +126,8 @@ export async function main(): Promise<void> {
   const express = loadExpress();
   const app = express();
   app.disable('x-powered-by');
-  app.use(httpHardening(env, settings.httpAdminRoot)); // headers, editor guard, CORS, write Origin, rate limits
+  const hardening = httpHardening(env, settings.httpAdminRoot, log); // headers, editor guard, CORS, write Origin, rate limits
+  app.use(hardening);
   const server = http.createServer(app);
   server.on('clientError', clientErrorHandler); // unparsable requests get the security headers too
   // Before Node-RED's upgrade listener: client cap, message size, send buffer, ping (app/ws-guard.ts).
@@ -151,6 +152,7 @@ export async function main(): Promise<void> {
       });
     });
   } catch (err) {
+    await hardening.close();
     await closeBroker();
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') fail(`port ${port} on ${host} is already in use (another Node-RED?): stop it or set PORT`);
@@ -178,6 +180,7 @@ export async function main(): Promise<void> {
     wsGuard.close();
     server.close();
     server.closeAllConnections();
+    await hardening.close(); // the rate limits' Redis connection
     await closeBroker();
     log.info('stopped');
     process.exit(exitCode);

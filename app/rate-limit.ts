@@ -1,13 +1,18 @@
 /**
- * Per-client rate limits on REST writes (issue 8): a token bucket per client address, in memory,
- * one set per instance. Every write (POST, PUT, PATCH, DELETE under /api/) takes a token from the
- * client's writes bucket; `POST /api/commands/` (it moves real devices) also takes one from a
- * tighter commands bucket. An empty bucket answers 429 as DRF's throttling does, with
- * `Retry-After`. Unauthenticated attempts count too, so the limit also slows token guessing.
+ * Per-client rate limits on REST writes (issue 8): a token bucket per client address. Every write
+ * (POST, PUT, PATCH, DELETE under /api/) takes a token from the client's writes bucket;
+ * `POST /api/commands/` (it moves real devices) also takes one from a tighter commands bucket. An
+ * empty bucket answers 429 as DRF's throttling does, with `Retry-After`. Unauthenticated attempts
+ * count too, so the limit also slows token guessing.
  *
- * Memory stays bounded: buckets are kept in least-recently-used order, the oldest are dropped
- * past `maxKeys`, and a bucket idle for a minute (full again, so it carries no information) is
- * swept away.
+ * Where the buckets live (issue 9): one `RateLimiter` interface, two implementations.
+ * - In memory (`TokenBucketLimiter`, the default): one set per instance. Memory stays bounded:
+ *   buckets are kept in least-recently-used order, the oldest are dropped past `maxKeys`, and a
+ *   bucket idle for a minute (full again, so it carries no information) is swept away.
+ * - In Redis (`RedisTokenBucketLimiter`, app/rate-limit-redis.ts, when REDIS_URL is set): one set
+ *   shared by every instance, so N instances behind a load balancer allow the limit once, not N
+ *   times. When Redis cannot answer in time a request is counted by this instance's in-memory
+ *   limiter instead (local limits, never none).
  */
 import type { IncomingMessage, ServerResponse } from 'http';
 import { sendJson } from './api-middleware';
@@ -16,6 +21,36 @@ import { isApiPath } from './security';
 const MINUTE_MS = 60_000;
 
 export type TakeResult = { ok: true; remaining: number } | { ok: false; retryAfterSeconds: number };
+
+/**
+ * Token buckets per key: `perMinute` tokens a minute, at most a minute's worth saved up. `take`
+ * answers at once (in memory) or through a promise (a shared store); a shared one used by the
+ * middleware never rejects (see `SharedRateLimits`). A limiter may hold a chain of buckets (a
+ * command takes from the commands bucket, then from the writes bucket): `take` takes a token from
+ * each in order and stops at the first that has none.
+ */
+export interface RateLimiter {
+  /** Takes one token for `key`, or says how many whole seconds until one is available. */
+  take(key: string): TakeResult | Promise<TakeResult>;
+}
+
+/**
+ * In-memory buckets taken in order, stopping at the first refusal: its verdict, else the last one's
+ * (what the last bucket has left).
+ */
+export function chainLimiters(limiters: readonly TokenBucketLimiter[]): RateLimiter & { take(key: string): TakeResult } {
+  if (limiters.length === 0) throw new RangeError('a chain needs a bucket');
+  return {
+    take(key: string): TakeResult {
+      let verdict!: TakeResult;
+      for (const l of limiters) {
+        verdict = l.take(key);
+        if (!verdict.ok) break;
+      }
+      return verdict;
+    },
+  };
+}
 
 export interface TokenBucketOptions {
   /** Tokens per minute; also the bucket's size (a client may burst a minute's worth). */
@@ -31,7 +66,7 @@ interface Bucket {
   at: number;
 }
 
-export class TokenBucketLimiter {
+export class TokenBucketLimiter implements RateLimiter {
   readonly capacity: number;
   readonly maxKeys: number;
   private readonly perMs: number;
@@ -165,19 +200,69 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 type Req = IncomingMessage & { path?: string };
 type Next = (err?: unknown) => void;
 
+/** The buckets of the middleware: `writes` and `commands`. */
+export type BucketName = 'writes' | 'commands';
+
+/** One bucket of a chain: its name, and the in-memory limiter that counts when the store cannot. */
+export interface ChainedBucket {
+  bucket: BucketName;
+  local: TokenBucketLimiter;
+}
+
+/**
+ * Limiters shared by every instance (app/rate-limit-redis.ts). The middleware keeps an in-memory
+ * `TokenBucketLimiter` per bucket anyway and hands it over as `local` (its `capacity` is the
+ * bucket's rate): the shared limiter counts a request there when the store cannot answer, so its
+ * `take` never rejects. A chain is taken in one go (one round trip).
+ */
+export interface SharedRateLimits {
+  limiter(chain: readonly ChainedBucket[]): RateLimiter;
+  /** Releases the store (its connection). */
+  close(): Promise<void>;
+}
+
+export interface RateLimitMiddlewareOptions {
+  /** Milliseconds, for the in-memory buckets; injectable for tests. */
+  now?: () => number;
+  maxKeys?: number;
+  sweepEveryMs?: number;
+  /** Count in a store shared by every instance; unset: in memory, per instance. */
+  shared?: SharedRateLimits;
+  /** Where an unexpected limiter error is reported (the request is let through, never a 500). */
+  warn?: (message: string) => void;
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
+
 /**
  * Express-style middleware limiting writes under /api/ per client address. Mounted on the app
- * ahead of Node-RED (app/main.ts), so it also covers paths no route answers.
+ * ahead of Node-RED (app/main.ts), so it also covers paths no route answers. In memory it decides
+ * synchronously, as it always did; with a shared store it waits for the store's answer (bounded:
+ * see `SharedRateLimits`). It never throws and never answers 500: a limiter that fails anyway
+ * lets the request through and the failure is reported to `warn`.
  */
-export function rateLimitMiddleware(limits: RateLimits, opts: { now?: () => number; maxKeys?: number; sweepEveryMs?: number } = {}) {
+export function rateLimitMiddleware(limits: RateLimits, opts: RateLimitMiddlewareOptions = {}) {
   const make = (perMinute: number) => (perMinute > 0 ? new TokenBucketLimiter({ perMinute, now: opts.now, maxKeys: opts.maxKeys }) : undefined);
-  const writes = make(limits.writesPerMin);
-  const commands = make(limits.commandsPerMin);
+  const writesLocal = make(limits.writesPerMin);
+  const commandsLocal = make(limits.commandsPerMin);
+  const limiterOf = (buckets: Array<[BucketName, TokenBucketLimiter | undefined]>): RateLimiter | undefined => {
+    const chain = buckets.filter((b): b is [BucketName, TokenBucketLimiter] => b[1] !== undefined).map(([bucket, local]) => ({ bucket, local }));
+    if (chain.length === 0) return undefined;
+    return opts.shared ? opts.shared.limiter(chain) : chainLimiters(chain.map((b) => b.local));
+  };
+  // A command takes from its own bucket first; one that passes still counts as a write.
+  const writes = limiterOf([['writes', writesLocal]]);
+  const commands = limiterOf([['commands', commandsLocal], ['writes', writesLocal]]);
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
   const timer = setInterval(() => {
-    writes?.sweep();
-    commands?.sweep();
+    writesLocal?.sweep();
+    commandsLocal?.sweep();
   }, opts.sweepEveryMs ?? MINUTE_MS);
   timer.unref();
+
+  type Verdict = TakeResult | undefined;
 
   function hypervoltRateLimit(req: Req, res: ServerResponse, next: Next): void {
     const method = (req.method ?? 'GET').toUpperCase();
@@ -186,20 +271,39 @@ export function rateLimitMiddleware(limits: RateLimits, opts: { now?: () => numb
       next();
       return;
     }
-    const key = clientKey(req.socket?.remoteAddress);
-    // A command takes from its own bucket first; one that passes still counts as a write.
-    let verdict: TakeResult | undefined = method === 'POST' && isCommandsPath(path) ? commands?.take(key) : undefined;
-    if (!verdict || verdict.ok) verdict = writes?.take(key) ?? verdict;
-    if (verdict && !verdict.ok) {
-      req.resume(); // the body is not wanted; let the connection be reused
-      sendJson(res, 429, throttledBody(verdict.retryAfterSeconds), { 'retry-after': String(verdict.retryAfterSeconds) });
+    const answer = (verdict: Verdict): void => {
+      if (verdict && !verdict.ok) {
+        req.resume(); // the body is not wanted; let the connection be reused
+        sendJson(res, 429, throttledBody(verdict.retryAfterSeconds), { 'retry-after': String(verdict.retryAfterSeconds) });
+        return;
+      }
+      next();
+    };
+    const failed = (err: unknown): void => {
+      warn(`rate limits: ${(err as Error)?.message ?? err}; the request is let through`);
+      next();
+    };
+    let verdict: Verdict | Promise<Verdict>;
+    try {
+      const limiter = method === 'POST' && isCommandsPath(path) ? commands : writes;
+      verdict = limiter?.take(clientKey(req.socket?.remoteAddress));
+    } catch (err) {
+      failed(err);
       return;
     }
-    next();
+    if (isThenable(verdict)) {
+      verdict.then(answer, failed).catch((err: unknown) => warn(`rate limits: after the verdict: ${(err as Error)?.message ?? err}`));
+    } else answer(verdict);
   }
   return Object.assign(hypervoltRateLimit, {
-    /** Stops the sweep timer. */
-    close: () => clearInterval(timer),
-    buckets: () => ({ writes: writes?.size ?? 0, commands: commands?.size ?? 0 }),
+    /** Stops the sweep timer and closes the shared store, if any. */
+    close: async (): Promise<void> => {
+      clearInterval(timer);
+      await opts.shared?.close();
+    },
+    /** Clients remembered in memory (with a shared store: by the fallback buckets). */
+    buckets: () => ({ writes: writesLocal?.size ?? 0, commands: commandsLocal?.size ?? 0 }),
+    /** Whether the limits are counted in a shared store. */
+    shared: opts.shared !== undefined,
   });
 }

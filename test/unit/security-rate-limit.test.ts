@@ -9,7 +9,14 @@ import {
   rateLimitMiddleware,
   rateLimitsFromEnv,
   throttledBody,
+  chainLimiters,
+  type BucketName,
+  type ChainedBucket,
+  type SharedRateLimits,
+  type TakeResult,
 } from '../../app/rate-limit';
+import { redisUrlProblem } from '../../app/rate-limit-redis';
+import { httpHardening } from '../../app/hardening';
 
 describe('security: rate limits', () => {
   describe('TokenBucketLimiter', () => {
@@ -104,6 +111,31 @@ describe('security: rate limits', () => {
     assert.deepEqual(rateLimitsFromEnv({ RATE_LIMIT_WRITES_PER_MIN: '' }).limits.writesPerMin, 600);
   });
 
+  it('redisUrlProblem: redis:// or rediss:// with a numeric database, else why not', () => {
+    for (const ok of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'redis://:pw@redis:6379/3', 'rediss://user:pw@r.example:6380/0']) {
+      assert.equal(redisUrlProblem(ok), null, ok);
+    }
+    assert.equal(redisUrlProblem('not a url'), 'is not a URL');
+    assert.equal(redisUrlProblem('redis://host:99999'), 'is not a URL');
+    assert.equal(redisUrlProblem('http://127.0.0.1:6379'), 'is not redis:// or rediss://');
+    assert.equal(redisUrlProblem('redis://127.0.0.1:6379/abc'), 'has a database index that is not a number');
+  });
+
+  it('httpHardening: a REDIS_URL the rate limits cannot use is warned about (password hidden) and memory used', async () => {
+    const logs: string[] = [];
+    const log = { info: (m: string) => logs.push(`info ${m}`), warn: (m: string) => logs.push(`warn ${m}`) };
+    const chain = httpHardening({ REDIS_URL: 'redis://:s3cret@127.0.0.1:6379/abc', RATE_LIMIT_WRITES_PER_MIN: '1' }, '/admin/', log);
+    await chain.close();
+    assert.deepEqual(logs, [
+      'warn rate limits: REDIS_URL "redis://:***@127.0.0.1:6379/abc" has a database index that is not a number: counting in memory, per instance',
+      'info rate limits: counted in memory, per instance',
+    ]);
+    logs.length = 0;
+    await httpHardening({}, '/admin/', log).close();
+    await httpHardening({ REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_WRITES_PER_MIN: '0', RATE_LIMIT_COMMANDS_PER_MIN: '0' }, '/admin/', log).close();
+    assert.deepEqual(logs, ['info rate limits: counted in memory, per instance (REDIS_URL not set)', 'info rate limits: off']);
+  });
+
   describe('rateLimitMiddleware on a server', () => {
     let server: http.Server;
     let port: number;
@@ -171,6 +203,108 @@ describe('security: rate limits', () => {
       assert.equal((await send('POST', '/api/sensor-readings/', '127.0.0.13')).status, 429);
       assert.equal(reached, after3);
       assert.deepEqual(limiter.buckets(), { writes: 3, commands: 2 }); // clients .11, .12, .13; commands from .11, .12
+    });
+  });
+  describe('rateLimitMiddleware with a shared store (its waiting and failure paths; the Redis store: test/integration/rate-limit-redis.test.ts)', () => {
+    /** A stand-in store: answers through a promise after `delayMs`, or fails as told. */
+    class FakeShared implements SharedRateLimits {
+      fail: 'no' | 'reject' | 'throw' = 'no';
+      delayMs = 5;
+      closed = 0;
+      calls: string[] = [];
+      private readonly counted = new Map<BucketName, TokenBucketLimiter>();
+      limiter(chain: readonly ChainedBucket[]) {
+        for (const { bucket, local } of chain) {
+          if (!this.counted.has(bucket)) this.counted.set(bucket, new TokenBucketLimiter({ perMinute: local.capacity, now: () => 0 }));
+        }
+        const name = chain.map((b) => b.bucket).join('+');
+        const counted = chainLimiters(chain.map((b) => this.counted.get(b.bucket)!));
+        return {
+          take: (key: string): Promise<TakeResult> => {
+            this.calls.push(`${name}:${key}`);
+            if (this.fail === 'throw') throw new Error(`${name} exploded`);
+            if (this.fail === 'reject') return Promise.reject(new Error(`${name} unreachable`));
+            return new Promise((r) => setTimeout(() => r(counted.take(key)), this.delayMs));
+          },
+        };
+      }
+      async close() {
+        this.closed += 1;
+      }
+    }
+    let server: http.Server;
+    let port: number;
+    let shared: FakeShared;
+    let mw: ReturnType<typeof rateLimitMiddleware>;
+    let reached = 0;
+    const warnings: string[] = [];
+
+    before(async () => {
+      shared = new FakeShared();
+      mw = rateLimitMiddleware({ writesPerMin: 2, commandsPerMin: 1 }, { shared, warn: (m) => warnings.push(m) });
+      server = http.createServer((req, res) =>
+        mw(req, res, () => {
+          reached += 1;
+          req.resume();
+          res.end('ok');
+        }),
+      );
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as AddressInfo).port;
+    });
+    after(async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+
+    function post(path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+      return new Promise((resolve, reject) => {
+        const body = '{"device_id": "d"}';
+        const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, headers, agent: false }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    }
+
+    it('waits for the store: its verdict decides, with the same 429 answer; a command is one call for its two buckets', async () => {
+      shared.fail = 'no';
+      shared.calls = [];
+      const before = reached;
+      assert.equal((await post('/api/commands/')).status, 200);
+      const limited = await post('/api/commands/');
+      assert.equal(limited.status, 429);
+      assert.equal(limited.headers['retry-after'], '60');
+      assert.deepEqual(JSON.parse(limited.body), throttledBody(60));
+      assert.deepEqual(shared.calls, ['commands+writes:127.0.0.1', 'commands+writes:127.0.0.1'], 'one call per request');
+      assert.equal((await post('/api/sensor-readings/')).status, 200, 'one write left after one command');
+      assert.equal((await post('/api/sensor-readings/')).status, 429);
+      assert.equal(reached - before, 2);
+      assert.deepEqual(mw.buckets(), { writes: 0, commands: 0 }, 'the in-memory buckets were not used');
+      assert.equal(mw.shared, true);
+      assert.deepEqual(warnings, []);
+    });
+
+    it('a store that rejects or throws lets the request through (never a 500) and says so', async () => {
+      shared.fail = 'reject';
+      const r1 = await post('/api/commands/');
+      assert.equal(r1.status, 200);
+      shared.fail = 'throw';
+      const r2 = await post('/api/sensor-readings/');
+      assert.equal(r2.status, 200);
+      assert.deepEqual(warnings, [
+        'rate limits: commands+writes unreachable; the request is let through',
+        'rate limits: writes exploded; the request is let through',
+      ]);
+      warnings.length = 0;
+    });
+
+    it('close() closes the store', async () => {
+      await mw.close();
+      assert.equal(shared.closed, 1);
     });
   });
 });
