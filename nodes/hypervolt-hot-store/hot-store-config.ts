@@ -86,6 +86,8 @@ export interface HotStoreConfigNode extends Node {
   getStore(): WindowStore;
   readonly kind: WindowStore['kind'];
   readonly state: StoreState;
+  /** The Redis URL and key prefix (null for the in-process store), for a node's own connection. */
+  readonly redis?: { url: string; prefix: string } | null;
   /** Calls `listener` on every connection state change; returns a function that removes it. */
   onState(listener: StoreStateListener): () => void;
 }

@@ -17,6 +17,8 @@ export = function (RED: NodeAPI) {
     Object.defineProperties(node, {
       kind: { get: () => store.kind },
       state: { get: () => store.state },
+      // For nodes that need Redis itself (sensor-in's group membership), on a connection of their own.
+      redis: { get: () => (config.url ? { url: config.url, prefix: config.prefix } : null) },
     });
     node.getStore = () => store;
     node.onState = (listener: StoreStateListener) => store.onStateChange(listener);

@@ -11,6 +11,10 @@
  *
  * Flow control: above `maxPending` spooled entries, messages are held unacknowledged in memory
  * (at most the broker's in-flight window), so the broker keeps the rest; they go on below 90 %.
+ *
+ * Adoption (./adoption.ts) uses a second subscriber on a dead member's client id: no replay, no
+ * SUBSCRIBE, no reconnect (a broker session takeover by the returning owner ends it for good),
+ * `unsubscribe` and then `close({ deleteSession: true })`.
  */
 import fs from 'fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -40,6 +44,12 @@ export interface DurableSubscriberOptions {
   connect?: (url: string, opts: IClientOptions) => MqttClient;
   /** Replay page size. Default 500. */
   pageSize?: number;
+  /** Replay the spool at start. Default true (false: the spool is another subscriber's, already replayed). */
+  replay?: boolean;
+  /** SUBSCRIBE to `topic` on every connect. Default true (false: take over a session's subscription as it is). */
+  subscribe?: boolean;
+  /** Reconnect after a lost connection. Default true (false: one connection; `ended` once it is gone). */
+  reconnect?: boolean;
 }
 
 interface Held {
@@ -77,6 +87,11 @@ export class DurableSubscriber {
   private paused = false;
   private spoolFailed = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  /** Set while `close({ deleteSession })` ends the connection: what still arrives is spooled, not dropped. */
+  private finishing = false;
+  private lost = false;
+  /** The broker had a session for this client id at the first CONNACK (null before it). */
+  sessionPresent: boolean | null = null;
   readonly maxPending: number;
   acked = 0;
   received = 0;
@@ -98,10 +113,21 @@ export class DurableSubscriber {
     return this.held.length;
   }
 
+  /** Messages held unacknowledged, or appends not yet committed (and so not yet acknowledged). */
+  get busy(): boolean {
+    return this.held.length > 0 || this.inFlight.size > 0;
+  }
+
+  /** Without reconnect: the one connection was made and is gone (or never came: see `sessionPresent`). */
+  get ended(): boolean {
+    return this.lost;
+  }
+
   /** Replays what the spool holds (oldest first, in pages), then connects and subscribes. */
   async start(): Promise<void> {
     let after = 0;
     for (;;) {
+      if (this.opts.replay === false) break;
       if (this.closed) return;
       const page = this.opts.spool.pending(after, this.opts.pageSize ?? 500);
       if (page.length === 0) break;
@@ -124,7 +150,7 @@ export class DurableSubscriber {
       clientId: o.clientId,
       clean: false,
       protocolVersion: v5 ? 5 : 4,
-      reconnectPeriod: 1000,
+      reconnectPeriod: o.reconnect === false ? 0 : 1000,
       connectTimeout: 10_000,
       resubscribe: false,
       ...(o.username ? { username: o.username } : {}),
@@ -140,15 +166,19 @@ export class DurableSubscriber {
       callback(packet.qos > 0 ? DEFERRED : undefined);
       this.receive(packet as mqtt.IPublishPacket, this.generation);
     };
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
       this.generation++;
+      if (this.sessionPresent === null) this.sessionPresent = connack.sessionPresent === true;
       this.held = []; // unacknowledged on the old connection: the broker sends them again
-      client.subscribe(o.topic, { qos: Math.min(1, Math.max(0, o.qos ?? 1)) as 0 | 1 }, (err) => {
-        if (err && !this.closed) this.state('disconnected', err.message);
-      });
+      if (o.subscribe !== false) {
+        client.subscribe(o.topic, { qos: Math.min(1, Math.max(0, o.qos ?? 1)) as 0 | 1 }, (err) => {
+          if (err && !this.closed) this.state('disconnected', err.message);
+        });
+      }
       this.showState();
     });
     client.on('close', () => {
+      if (o.reconnect === false) this.lost = true;
       if (!this.closed) this.state('disconnected');
     });
     client.on('offline', () => {
@@ -160,9 +190,10 @@ export class DurableSubscriber {
   }
 
   private receive(packet: mqtt.IPublishPacket, generation: number): void {
-    if (this.closed) return; // not acknowledged: redelivered to the next session
+    if (this.closed && !this.finishing) return; // not acknowledged: redelivered to the next session
     this.received++;
-    if (this.paused || this.pending >= this.maxPending) {
+    // While the session is being deleted nothing may be held: the broker would forget it.
+    if (!this.finishing && (this.paused || this.pending >= this.maxPending)) {
       this.held.push({ packet, generation });
       if (!this.paused) {
         this.paused = true;
@@ -188,7 +219,10 @@ export class DurableSubscriber {
       },
       (err: Error) => {
         // Not acknowledged: drop the connection so the broker sends it again later.
-        if (this.closed) return;
+        if (this.closed) {
+          if (this.finishing) this.state('spool-error', err.message);
+          return;
+        }
         this.spoolFailed = true;
         this.state('spool-error', err.message);
         this.client?.stream?.destroy();
@@ -237,15 +271,27 @@ export class DurableSubscriber {
     return this.client?.connected === true;
   }
 
+  /** Removes a subscription from the session (the broker then routes that filter's messages elsewhere). */
+  async unsubscribe(topic: string): Promise<void> {
+    const client = this.client;
+    if (!client?.connected) throw new Error('not connected');
+    await client.unsubscribeAsync(topic);
+  }
+
   /**
    * Ends the connection without unsubscribing (the session keeps the subscription and queues
    * what arrives meanwhile), waits for the appends in flight, leaves held messages unacknowledged.
+   *
+   * `deleteSession`: the broker deletes the session (MQTT 5: DISCONNECT with session expiry 0;
+   * MQTT 3.1.1: a clean-session connect after it). Messages still arriving before the DISCONNECT
+   * are spooled (the session and its copies are gone after it); held ones are spooled first.
    */
-  async close(): Promise<void> {
+  async close(opts: { deleteSession?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (opts.deleteSession && this.client) return this.closeDeletingSession(this.client);
     this.held = [];
     // Bounded: an append that never ends (a hung disk) must not hold Node-RED's close.
     let timer: NodeJS.Timeout | undefined;
@@ -263,5 +309,58 @@ export class DurableSubscriber {
       });
     }
     this.state('closed');
+  }
+
+  private async closeDeletingSession(client: MqttClient): Promise<void> {
+    this.finishing = true;
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) if (h.generation === this.generation) this.spoolAndAck(h.packet, h.generation);
+    const v5 = this.opts.protocolVersion !== 4;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => client.end(true, {}, () => resolve()), 5000);
+      client.end(false, v5 ? { properties: { sessionExpiryInterval: 0 } } : {}, () => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    this.client = null;
+    // What arrived up to the DISCONNECT: committed to the spool before we report closed.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    this.finishing = false;
+    if (!v5) await this.purgeSession();
+    this.state('closed');
+  }
+
+  /**
+   * MQTT 3.1.1 has no session expiry: a clean-session connect discards the stored session. (Should
+   * the owner reconnect in the few ms between, this would discard its new session too, with what is
+   * in flight to it: MQTT 5 has no such window.)
+   */
+  private purgeSession(): Promise<void> {
+    const o = this.opts;
+    return new Promise<void>((resolve) => {
+      const c = (o.connect ?? mqtt.connect)(o.url, {
+        clientId: o.clientId,
+        clean: true,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 10_000,
+        ...(o.username ? { username: o.username } : {}),
+        ...(o.password ? { password: o.password } : {}),
+        ...(o.tls ? { ...o.tls, rejectUnauthorized: true } : {}),
+      });
+      const done = () => {
+        c.removeAllListeners();
+        c.on('error', () => undefined);
+        resolve();
+      };
+      c.once('connect', () => c.end(false, {}, done));
+      c.once('error', () => c.end(true, {}, done));
+      c.once('close', () => c.end(true, {}, done));
+    });
   }
 }

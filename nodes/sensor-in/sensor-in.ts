@@ -3,12 +3,18 @@
  * its QoS 1 PUBACK is sent (./durable-subscriber.ts), then sent into the flow and tracked until
  * sensor-validate and cold-store have settled every reading (../shared/spool/tracker.ts); what was
  * spooled and not settled is replayed on the next start.
+ *
+ * With a shared subscription (`$share/{group}/...`) and a Redis hot store, the instance is a
+ * member of its group and adopts the session (and spool) of a member that died (./adoption.ts).
  */
 import path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { Spool } from '../shared/spool/spool';
+import type { HotStoreConfigNode } from '../hypervolt-hot-store/hot-store-config';
+import { Spool, type SpoolEntry, type SpoolSink } from '../shared/spool/spool';
 import { completions } from '../shared/spool/tracker';
-import { DurableSubscriber, readTlsFiles, type SubscriberState } from './durable-subscriber';
+import { shareGroupOf } from './adoption';
+import { DurableSubscriber, readTlsFiles, type DurableSubscriberOptions, type SubscriberState } from './durable-subscriber';
+import { joinGroup, memberTtlMs, membershipMessage, type GroupMember } from './group';
 
 interface SensorInDef extends NodeDef {
   url?: string;
@@ -25,6 +31,15 @@ interface SensorInDef extends NodeDef {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /** A `hypervolt-hot-store` on Redis: group membership and adoption (with a `$share/` topic). */
+  store?: string;
+  /** Seconds a member's heartbeat lives (e.g. `${HYPERVOLT_LEADER_TTL_SECONDS}`). Default 15. */
+  memberTtl?: string | number;
+}
+
+/** A count as "3 120" in the status. */
+function grouped(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
 }
 
 interface SensorInCreds {
@@ -62,19 +77,31 @@ export = function (RED: NodeAPI) {
     let state: SubscriberState = 'connecting';
     let lastAcked = 0;
     let rate = 0;
+    let member: GroupMember | undefined;
     const show = () => {
       const p = { pending: sub.pending, rate, held: sub.heldCount };
-      if (state === 'connected') node.status({ fill: 'green', shape: 'dot', text: t('status.connected', p) });
+      const adopting = member?.membership.adopting;
+      if (adopting && state !== 'spool-error') {
+        node.status({ fill: 'blue', shape: 'dot', text: t('status.adopting', { id: adopting.clientId, count: grouped(adopting.taken) }) });
+      } else if (state === 'connected') node.status({ fill: 'green', shape: 'dot', text: t('status.connected', p) });
       else if (state === 'paused') node.status({ fill: 'green', shape: 'ring', text: t('status.paused', p) });
       else if (state === 'spool-error') node.status({ fill: 'red', shape: 'dot', text: t('status.spoolError') });
       else if (state === 'connecting') node.status({ fill: 'yellow', shape: 'ring', text: t('status.connecting', p) });
       else node.status({ fill: 'red', shape: 'ring', text: t('status.disconnected', p) });
     };
 
-    const sub = new DurableSubscriber({
+    /** Into the flow; the entry leaves `sink` (our spool, or an adopted dead member's) once settled. */
+    const deliver = (entry: SpoolEntry, sink: SpoolSink) => {
+      const msgid = RED.util.generateId();
+      if (release === 'stored') completions.track(msgid, { sink, id: entry.id, topic: entry.topic, payload: entry.payload });
+      node.send({ _msgid: msgid, topic: entry.topic, payload: entry.payload, spoolId: entry.id, receivedAt: entry.receivedAt } as never);
+      if (release === 'sent') sink.removeSoon(entry.id);
+    };
+    const topic = env(config.topic);
+    const subOptions: DurableSubscriberOptions = {
       url: env(config.url) || 'mqtt://127.0.0.1:1883',
       clientId: env(config.clientId) || `hypervolt-sensor-in-${node.id}`,
-      topic: env(config.topic),
+      topic,
       qos: Number(env(config.qos) || 1),
       protocolVersion: env(config.protocolVersion) === '4' ? 4 : 5,
       username: creds.username || fromEnv(config.usernameEnv) || undefined,
@@ -82,33 +109,60 @@ export = function (RED: NodeAPI) {
       maxPending: Number(env(config.maxPending)) || 50_000,
       tls,
       spool,
-      onMessage: (entry) => {
-        const msgid = RED.util.generateId();
-        if (release === 'stored') completions.track(msgid, { sink: spool, id: entry.id, topic: entry.topic, payload: entry.payload });
-        node.send({ _msgid: msgid, topic: entry.topic, payload: entry.payload, spoolId: entry.id, receivedAt: entry.receivedAt } as never);
-        if (release === 'sent') spool.removeSoon(entry.id);
-      },
+      onMessage: (entry) => deliver(entry, spool),
+    };
+    const sub = new DurableSubscriber({
+      ...subOptions,
       onState: (s, detail) => {
         if (detail && s !== state) node.warn(t('log.' + s, { error: detail }));
         state = s;
         show();
       },
     });
+
+    // Group membership and adoption: a shared subscription, and Redis to agree on who adopts.
+    const share = shareGroupOf(topic);
+    const hotStore = config.store ? (RED.nodes.getNode(config.store) as HotStoreConfigNode | null) : null;
+    const redisSettings = hotStore?.redis ?? null;
+    if (share && redisSettings) {
+      member = joinGroup({
+        redis: redisSettings,
+        group: share.group,
+        ttlMs: memberTtlMs(env(config.memberTtl)),
+        subscriber: subOptions,
+        spoolFile,
+        deliver,
+        onSpoolError: (err) => node.warn(t('errors.spool', { error: err.message })),
+        onEvent: (e) => {
+          const m = membershipMessage(e, t);
+          if (m.level === 'warn') node.warn(m.text);
+          else node.log(m.text);
+          show();
+        },
+      });
+    }
+
     const timer = setInterval(() => {
       rate = sub.acked - lastAcked;
       lastAcked = sub.acked;
       show();
     }, 1000);
-    if (!env(config.topic)) {
+    if (!topic) {
       node.status({ fill: 'red', shape: 'dot', text: t('status.noTopic') });
     }
+    let closing = false;
     // Replay only once every node of the flow exists (messages sent earlier would be dropped).
+    // A member first waits while a survivor still adopts its own session (a quick restart).
     const start = () => {
-      if (env(config.topic)) sub.start().catch((err: Error) => node.error(t('errors.spool', { error: err.message })));
+      if (!topic) return;
+      (member ? member.membership.start() : Promise.resolve())
+        .then(() => (closing ? undefined : sub.start()))
+        .catch((err: Error) => node.error(t('errors.spool', { error: err.message })));
     };
     RED.events.once('flows:started', start);
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
       clearInterval(timer);
       RED.events.off('flows:started', start);
       const finish = () => {
@@ -120,7 +174,9 @@ export = function (RED: NodeAPI) {
         }
         done();
       };
-      sub.close().then(finish, finish);
+      // An adoption in progress ends first (its session left for the next adopter, unacknowledged).
+      const stopped = member ? member.close() : Promise.resolve();
+      stopped.then(() => sub.close()).then(finish, finish);
     });
   }
 
