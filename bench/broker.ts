@@ -21,6 +21,11 @@ export interface Broker {
   /** Connects with `clientId` and a clean session, which discards that client's stored session. */
   purgeSession(clientId: string): Promise<void>;
   logs(): string;
+  /**
+   * Stops the broker (SIGTERM: a clean stop, which saves its persistence file when `persistence`
+   * is on; SIGKILL: a crash) and starts it again on the same port and config.
+   */
+  restart(signal: 'SIGTERM' | 'SIGKILL', downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -34,7 +39,7 @@ export interface BrokerSys {
   stored: number;
 }
 
-export async function startBroker(tmpDir: string, opts: { maxInflight: number }): Promise<Broker> {
+export async function startBroker(tmpDir: string, opts: { maxInflight: number; persistence?: boolean }): Promise<Broker> {
   const bin = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => fs.existsSync(p)) ?? 'mosquitto';
   const port = await freePort();
   const conf = path.join(tmpDir, 'mosquitto.conf');
@@ -48,7 +53,9 @@ export async function startBroker(tmpDir: string, opts: { maxInflight: number })
       'max_queued_messages 0',
       'max_queued_bytes 0',
       `max_inflight_messages ${opts.maxInflight}`,
-      'persistence false',
+      ...(opts.persistence
+        ? ['persistence true', `persistence_location ${tmpDir}${path.sep}`, 'autosave_interval 0']
+        : ['persistence false']),
       'sys_interval 1',
       'set_tcp_nodelay true',
       'log_dest stderr',
@@ -57,40 +64,45 @@ export async function startBroker(tmpDir: string, opts: { maxInflight: number })
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
     if (out.length > 20_000) out = out.slice(-10_000);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = async () => {
+  let child!: ChildProcess;
+  let exited!: Promise<void>;
+  const spawnBroker = async () => {
+    child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    const me = child;
+    exited = new Promise<void>((resolve) => me.once('exit', () => resolve()));
+    // Listening?
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (me.exitCode !== null) throw new Error(`mosquitto exited with code ${me.exitCode}:\n${out}`);
+      const up = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port }, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      });
+      if (up) break;
+      if (Date.now() > deadline) throw new Error(`mosquitto did not listen on 127.0.0.1:${port}:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const kill = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
+      child.kill(signal);
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(t);
     }
   };
-  const undoProcess = onCleanup('mosquitto', kill);
-
-  // Listening?
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`mosquitto exited with code ${child.exitCode}:\n${out}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on 127.0.0.1:${port}:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const undoProcess = onCleanup('mosquitto', () => kill());
+  await spawnBroker();
 
   const url = `mqtt://127.0.0.1:${port}`;
   const sys: BrokerSys = { dropped: 0, received: 0, sent: 0, stored: 0 };
@@ -117,7 +129,9 @@ export async function startBroker(tmpDir: string, opts: { maxInflight: number })
   return {
     port,
     url,
-    pid: child.pid!,
+    get pid() {
+      return child.pid!;
+    },
     sys: () => ({ ...sys }),
     logs: () => out,
     purgeSession: (clientId) =>
@@ -129,6 +143,11 @@ export async function startBroker(tmpDir: string, opts: { maxInflight: number })
           reject(err);
         });
       }),
+    restart: async (signal, downMs = 0) => {
+      await kill(signal);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      await spawnBroker();
+    },
     stop: async () => {
       await undoMonitor();
       await undoProcess();

@@ -288,7 +288,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     await pg.connect();
     redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 2 });
     await redis.connect();
-    broker = await startBroker(tmp, { maxInflight: 100 });
+    broker = await startBroker(tmp, { maxInflight: 100, persistence: true });
     pgProxy = await startFaultProxy(db.url, 5432);
     redisProxy = await startFaultProxy(REDIS_URL, 6379);
     env = {
@@ -608,6 +608,66 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     assert.equal(counters.acked, N);
     assert.equal(s.distinct, N, 'lost 0');
     assert.equal(s.rows, s.distinct, 'duplicates 0');
+  });
+
+  it('the broker restarted mid-stream (a clean stop with persistence, down 2 s): nothing lost but in the instant of its stop, duplicates 0, health follows', async () => {
+    // What the broker saved survives it (sessions, subscriptions, queued and in-flight QoS 1
+    // messages), and what it had not acknowledged is sent again by its publisher. Mosquitto 2.0
+    // may still drop, per subscriber, a message it acknowledged to the publisher in the instant of
+    // its stop: seen with two plain mqtt.js subscribers (one got message 3001, the other did not,
+    // in 6 of 8 runs; up to 12 consecutive ones here). So readings published within 300 ms after the stop began are counted apart.
+    const rate = 1000;
+    const N = 10_000;
+    const items: Array<[string, string]> = Array.from({ length: N }, (_, i) => [topic('broker_room'), reading(`rb${i % 40}`, i)]);
+    const counters: Counters = { acked: 0, ackTimes: [] };
+    const health = healthPoller();
+    const t0 = Date.now();
+    const stream = publishPaced(items, rate, counters);
+    await wait(3000);
+    const stoppedAt = Date.now();
+    await broker!.restart('SIGTERM', 2000);
+    const backAt = Date.now();
+    await stream;
+    const storedSet = async () =>
+      new Set(
+        (await pg.query("SELECT timestamp FROM sensor_readings WHERE starts_with(sensor_id, 'rb')")).rows.map((r: { timestamp: Date | string }) =>
+          new Date(r.timestamp).getTime() - base,
+        ),
+      );
+    // Index i is published about i ms after t0 (ticks of 50 ms at 1 000/s).
+    const atStop = (i: number) => t0 + i >= stoppedAt - 50 && t0 + i <= stoppedAt + 300;
+    const missing = async () => {
+      const have = await storedSet();
+      return items.map((_, i) => i).filter((i) => !have.has(i));
+    };
+    const end = Date.now() + 60_000;
+    let lost = await missing();
+    while (Date.now() < end && lost.some((i) => !atStop(i))) {
+      await wait(250);
+      lost = await missing();
+    }
+    await wait(1000);
+    lost = await missing();
+    const allStored = Date.now();
+    await health.stop();
+    const s = await stored('rb');
+    const lostAtStop = lost.filter(atStop);
+    const lostElsewhere = lost.filter((i) => !atStop(i));
+    const mqttDown = health.samples.filter((x) => x.t >= stoppedAt && x.t < backAt && x.mqtt !== undefined && x.mqtt !== 'up').length;
+    const upAfter = health.samples.find((x) => x.t >= backAt && x.mqtt === 'up');
+    // eslint-disable-next-line no-console
+    console.log(
+      `      broker restart: attempted ${N}, acknowledged ${counters.acked} (by the broker), stored ${s.distinct}, ` +
+        `lost ${lostElsewhere.length} + ${lostAtStop.length} in the broker's stop instant [${lostAtStop.join(', ')}], duplicates ${s.rows - s.distinct}, ` +
+        `dead-lettered ${deadLettersIn(dataDir)}; broker down ${backAt - stoppedAt} ms; health mqtt not up in ${mqttDown} samples while down, ` +
+        `up ${upAfter ? upAfter.t - backAt : NaN} ms after the broker was back; settled ${allStored - t0} ms after the first publish; peak RSS ${Math.round(samplePeak() / 1024)} MiB`,
+    );
+    assert.equal(counters.acked, N);
+    assert.deepEqual(lostElsewhere, [], 'lost 0 outside the instant of the stop');
+    assert.ok(lostAtStop.length <= rate / 20, `at most one publish tick (50 ms) in the instant of the stop (${lostAtStop.length})`);
+    assert.equal(s.rows, s.distinct, 'duplicates 0');
+    assert.ok(mqttDown > 0, 'health showed the broker connection down');
+    assert.ok(upAfter, 'health shows the broker connection up again');
   });
 
   it('100 redeploys in a row leave no extra connection to PostgreSQL, Redis or the broker', async () => {
