@@ -112,6 +112,9 @@ export function defaultRedisOptions(): RedisOptions {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5000,
+    // A hung Redis (no answer, connection open) fails a command after this long instead of never:
+    // a push then releases the reading's spool entry, so the cold path is not held up by it.
+    commandTimeout: 1500,
     enableAutoPipelining: true,
     retryStrategy: (times: number) => Math.min(times * 250, 5000),
   };
@@ -426,6 +429,7 @@ export class RedisWindowStore implements WindowStore {
       enableAutoPipelining: false,
       autoResubscribe: true,
       maxRetriesPerRequest: null,
+      commandTimeout: undefined, // its SUBSCRIBE waits for the connection, however long
     });
     this.subscriber = sub;
     sub.on('error', (err: Error) => {

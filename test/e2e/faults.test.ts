@@ -582,6 +582,56 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     assert.ok(hangWs.wsRate >= hangWs.rate * 0.8, `the WebSocket goes on during the hang (${hangWs.wsRate}/s)`);
   });
 
+  it('Redis hung for 10 s: the cold path goes on storing at the publish rate, lost 0, hot windows whole again after it resumes', async () => {
+    const rate = 1000;
+    const HANG = 10;
+    const N = rate * (HANG + 6);
+    const sensors = 20;
+    const items: Array<[string, string]> = Array.from({ length: N }, (_, i) => [topic('rhang_room'), reading(`rr${i % sensors}`, i)]);
+    const counters: Counters = { acked: 0, ackTimes: [] };
+    const health = healthPoller();
+    const t0 = Date.now();
+    const stream = publishPaced(items, rate, counters);
+    await wait(2000);
+    const storedBefore = (await stored('rr')).distinct;
+    const stalledAt = Date.now();
+    redisProxy!.stall();
+    await wait(HANG * 1000);
+    const storedDuring = (await stored('rr')).distinct - storedBefore;
+    const resumedAt = Date.now();
+    redisProxy!.resume();
+    await stream;
+    await waitFor('every reading stored', async () => (await stored('rr')).distinct >= N, 90_000);
+    const allStored = Date.now();
+    // The hot windows: each sensor's buffer is its newest stored readings again.
+    const whole = async () => {
+      for (let k = 0; k < sensors; k++) {
+        const id = `rr${k}`;
+        const buf = await bufferOf(id);
+        const want = await lastStored(id, buf.length || 1);
+        if (buf.length === 0 || JSON.stringify(buf) !== JSON.stringify(want)) return false;
+      }
+      return true;
+    };
+    await waitFor('hot windows whole', whole, 30_000);
+    const windowsWhole = Date.now();
+    await health.stop();
+    const s = await stored('rr');
+    const secs = (resumedAt - stalledAt) / 1000;
+    const hotDown = health.samples.filter((x) => x.t >= stalledAt + 3000 && x.t < resumedAt && x.hot_store !== 'up').length;
+    // eslint-disable-next-line no-console
+    console.log(
+      `      Redis hung ${HANG} s: attempted ${N}, acknowledged ${counters.acked}, stored ${s.distinct}, lost ${N - s.distinct}, duplicates ${s.rows - s.distinct}; ` +
+        `stored during the hang ${Math.round(storedDuring / secs)}/s (published ${rate}/s); health hot_store not up in ${hotDown} samples from 3 s into the hang; ` +
+        `all stored ${allStored - resumedAt} ms after resume, hot windows whole ${windowsWhole - resumedAt} ms after resume (${allStored - t0} ms after the first publish); ` +
+        `peak RSS ${Math.round(samplePeak() / 1024)} MiB`,
+    );
+    assert.equal(s.distinct, N, 'lost 0');
+    assert.equal(s.rows, s.distinct, 'duplicates 0');
+    assert.ok(storedDuring / secs >= rate * 0.8, `the cold path goes on during the Redis hang (${Math.round(storedDuring / secs)}/s)`);
+    assert.ok(hotDown > 0, 'health showed the hot store down during the hang');
+  });
+
   it('the pipeline killed with kill -9 three times mid-stream and restarted (same DATA_DIR and client id): lost 0', async () => {
     const rate = 1000;
     const N = 8000;
