@@ -192,6 +192,8 @@ describe('faults: durable ingest (sensor-in)', function () {
   it('300 bad payloads interleaved 1:1 with good ones: every bad one dead-lettered with a reason, every good one stored', async () => {
     assert.ok(app, 'the app from the previous test');
     const lettersBefore = deadLetters().length;
+    const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${appPid(dataDir)}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+    const rssBefore = rssMiB();
     const now = Date.now();
     const deep = (d: number): unknown => (d === 0 ? 1 : { a: deep(d - 1) });
     const bads: Array<(loc: string) => [string, string | Buffer]> = [
@@ -235,13 +237,19 @@ describe('faults: durable ingest (sensor-in)', function () {
     await waitFor('every poison row dead-lettered', async () => poison().length >= 10, 30_000);
     const letters = deadLetters().slice(lettersBefore);
     const s = await storedCount('g');
+    await wait(2000);
+    const rssAfter = rssMiB();
     const health = await fetch(`${app!.url}/api/health/`).then((r) => r.status);
     // eslint-disable-next-line no-console
     console.log(
       `      bad payloads: attempted ${items.length} (300 bad, 10 poison, 300 good), acknowledged ${counters.acked}, stored ${s.distinct}, ` +
         `lost ${300 - s.distinct}, duplicates ${s.rows - s.distinct}, dead-lettered ${letters.length} (${badTopics().size} bad messages, ` +
-        `${poison().length} poison rows refused by PostgreSQL: "${poison()[0]?.reason}"), health ${health}`,
+        `${poison().length} poison rows refused by PostgreSQL: "${poison()[0]?.reason}"), health ${health}; ` +
+        `RSS ${Math.round(rssBefore)} MiB before, ${Math.round(rssAfter)} MiB after`,
     );
+    // Nothing of the bad input is kept: memory back to where it was, give or take what V8 has not
+    // collected yet (the payloads themselves are about 1.2 MB).
+    assert.ok(rssAfter - rssBefore < 64, `memory back to baseline (${Math.round(rssBefore)} → ${Math.round(rssAfter)} MiB)`);
     assert.equal(counters.acked, 610);
     assert.equal((await storedCount('p')).rows, 0, 'poison rows are not stored');
     for (const l of poison()) assert.match(l.reason, /0x00|null|invalid byte/i, 'with the database error');
