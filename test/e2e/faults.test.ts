@@ -23,6 +23,7 @@ import WebSocket from 'ws';
 import { startBroker, type Broker } from '../../bench/broker';
 import { startApp, type RunningApp } from '../support/app';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { canRunPrivatePostgres, startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from '../support/private-services';
 import { createTestDatabase, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID, TOPIC_PREFIX } from '../support/services';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -820,5 +821,128 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     assert.ok(before.pg > 0 && before.redis > 0 && before.broker > 0, 'the counts see the app');
     // A leak shows as more connections after; pools open lazily and close idle ones, so fewer is fine.
     assert.ok(noMoreThan(after, before), `no extra connection: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+  });
+});
+
+describe('faults: real restarts of a private PostgreSQL cluster and Redis server', function () {
+  this.timeout(180_000);
+  let pgServer: PrivatePostgres | null = null;
+  let redisServer: PrivateRedis | null = null;
+  let broker: Broker | null = null;
+  let app: RunningApp | null = null;
+  let pub: mqtt.MqttClient | null = null;
+  let pg: Client | null = null;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-faults3-'));
+  const dataDir = path.join(tmp, 'data');
+  const base = Date.now() - 30 * 60_000;
+  const topic = `${TOPIC_PREFIX}/sensors/real_room/ldr`;
+  const reading = (id: string, i: number) =>
+    JSON.stringify({ sensor_type: 'ldr', sensor_id: id, value: i % 1000, unit: 'lux', timestamp: new Date(base + i).toISOString() });
+
+  before(async function () {
+    if (!canRunPrivatePostgres()) {
+      if (process.env.CI) throw new Error('PostgreSQL server binaries (initdb, pg_ctl) are needed for this test under CI');
+      this.skip();
+    }
+    await requireService(this, 'redis'); // redis-server and redis-cli come with it
+    fs.mkdirSync(dataDir);
+    [pgServer, redisServer, broker] = await Promise.all([startPrivatePostgres(), startPrivateRedis(), startBroker(tmp, { maxInflight: 100 })]);
+    pg = new Client({ connectionString: pgServer.url });
+    pg.on('error', () => undefined); // the restarts end this connection: reconnected below
+    await pg.connect();
+    pub = await mqtt.connectAsync(broker.url, { clientId: `hvtest-faults3-pub-${RUN_ID}`, reconnectPeriod: 1000 });
+    app = await startApp(
+      { MQTT_URL: broker.url, MQTT_CLIENT_ID: `hvtest-faults3-${RUN_ID}`, MQTT_TOPIC_PREFIX: TOPIC_PREFIX, DATABASE_URL: pgServer.url, REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' },
+      { dataDir },
+    );
+    await wait(1000); // subscribed
+  });
+
+  after(async () => {
+    await app?.stop({ keepData: true }).catch(() => {});
+    await pub?.endAsync().catch(() => {});
+    await pg?.end().catch(() => {});
+    await broker?.stop().catch(() => {});
+    await pgServer?.stop().catch(() => {});
+    await redisServer?.stop().catch(() => {});
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** A query on a fresh connection: the test's own connection does not survive the restarts. */
+  async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new Client({ connectionString: pgServer!.url });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows as T[];
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+
+  it('10 000 QoS 1 readings at 1 000/s while PostgreSQL restarts twice (pg_ctl -m immediate) and Redis once (SHUTDOWN NOSAVE): lost 0, duplicates 0, hot windows whole', async () => {
+    const rate = 1000;
+    const N = 10_000;
+    const sensors = 20;
+    let acked = 0;
+    const acks: Array<Promise<unknown>> = [];
+    const t0 = Date.now();
+    const faults: string[] = [];
+    const injected = (async () => {
+      await wait(t0 + 2000 - Date.now());
+      let at = Date.now();
+      await pgServer!.restartImmediate();
+      faults.push(`PostgreSQL immediate restart ${Date.now() - at} ms`);
+      await wait(t0 + 4500 - Date.now());
+      at = Date.now();
+      await redisServer!.shutdownNosaveAndRestart(1000);
+      faults.push(`Redis SHUTDOWN NOSAVE and start ${Date.now() - at} ms`);
+      await wait(t0 + 7000 - Date.now());
+      at = Date.now();
+      await pgServer!.restartImmediate();
+      faults.push(`PostgreSQL immediate restart ${Date.now() - at} ms`);
+    })();
+    for (let i = 0, tick = 0; i < N; i += rate / 20, tick++) {
+      for (let j = i; j < i + rate / 20; j++) acks.push(pub!.publishAsync(topic, reading(`rp${j % sensors}`, j), { qos: 1 }).then(() => acked++));
+      const due = t0 + (tick + 1) * 50 - Date.now();
+      if (due > 0) await wait(due);
+    }
+    await Promise.all([...acks, injected]);
+    const count = async () =>
+      (await query<{ rows: number; distinct: number }>(
+        "SELECT count(*)::int AS rows, count(DISTINCT (sensor_type, sensor_id, timestamp))::int AS distinct FROM sensor_readings WHERE starts_with(sensor_id, 'rp')",
+      ))[0];
+    const end = Date.now() + 90_000;
+    let s = await count().catch(() => ({ rows: 0, distinct: 0 }));
+    while (s.distinct < N && Date.now() < end) {
+      await wait(500);
+      s = await count().catch(() => s);
+    }
+    const allStored = Date.now();
+    // Hot windows: every sensor's buffer is its newest stored readings (rebuilt after Redis lost them).
+    const whole = async () => {
+      for (let k = 0; k < sensors; k++) {
+        const id = `rp${k}`;
+        const r = await fetch(`${app!.url}/api/sensor-readings/buffer/?sensor_type=ldr&sensor_id=${id}`);
+        const buf = ((await r.json()) as { readings?: Array<{ timestamp: string }> }).readings?.map((x) => x.timestamp) ?? [];
+        const want = (await query<{ timestamp: Date }>('SELECT timestamp FROM sensor_readings WHERE sensor_id = $1 ORDER BY timestamp DESC LIMIT $2', [id, Math.max(1, buf.length)]))
+          .map((x) => new Date(x.timestamp).toISOString())
+          .reverse();
+        if (buf.length < 10 || JSON.stringify(buf) !== JSON.stringify(want)) return false;
+      }
+      return true;
+    };
+    let windowsWhole = false;
+    const wEnd = Date.now() + 30_000;
+    while (!(windowsWhole = await whole().catch(() => false)) && Date.now() < wEnd) await wait(500);
+    // eslint-disable-next-line no-console
+    console.log(
+      `      real restarts (${faults.join(', ')}): attempted ${N}, acknowledged ${acked}, stored ${s.distinct}, lost ${N - s.distinct}, ` +
+        `duplicates ${s.rows - s.distinct}, dead-lettered ${deadLettersIn(dataDir)}; all stored ${allStored - t0} ms after the first publish; hot windows whole: ${windowsWhole}`,
+    );
+    assert.equal(acked, N);
+    assert.equal(s.distinct, N, `lost 0\n${app!.logs().slice(-3000)}`);
+    assert.equal(s.rows, s.distinct, 'duplicates 0');
+    assert.ok(windowsWhole, 'hot windows whole again');
   });
 });
