@@ -3,11 +3,12 @@
  * for (sent, PUBACKed, stored, hot windows, WebSocket, lost, duplicated, latencies, memory, CPU).
  */
 import type Redis from 'ioredis';
+import os from 'os';
 import type { Pool } from 'pg';
 import type { Broker } from './broker';
 import { monoMs, startLoad, type WsCollector } from './load';
-import { cpuDelta, cpuSnapshot, memoryOf, pidsByComm, resetPeakMemory, RssSampler } from './procstat';
-import { summarize, type Summary } from './stats';
+import { cpuDelta, cpuSnapshot, GroupRssSampler, memoryOf, pidsByComm, resetPeakMemory } from './procstat';
+import { concatSamples, promValue, summarize, type Summary } from './stats';
 import type { RunningTarget } from './targets';
 
 export const LOAD_LOCATION = 'bench';
@@ -18,12 +19,16 @@ export const KEPT_UP_LAG_MS = 1000;
 
 export interface RateContext {
   broker: Broker;
-  target: RunningTarget;
+  /** The target's label in the results (`app`, `app x2`, `naive`). */
+  label: string;
+  /** The target's processes: one, or the instances of one group (the broker splits the readings). */
+  targets: RunningTarget[];
   pool: Pool;
   redis: Redis;
   /** The target's Redis key prefix (the naive flow's lists are `{prefix}window:{type}:{id}`). */
   redisPrefix: string;
-  ws: WsCollector;
+  /** One WebSocket client per instance: each must receive every reading, once. */
+  wss: WsCollector[];
   topicPrefix: string;
   sensors: number;
   publishers: number;
@@ -39,8 +44,26 @@ export interface RateContext {
   onDrained?: () => void;
 }
 
+/** What one instance of a target did and used over a rate. */
+export interface InstanceResult {
+  pid: number;
+  /** Readings it accepted (`hypervolt_readings_accepted_total` before → after); null if not read. */
+  accepted: number | null;
+  /** Its WebSocket client. */
+  wsReceived: number;
+  wsDuplicates: number;
+  wsClosed: boolean;
+  peakRssSampled: number;
+  vmHwm: number;
+  cpu: number;
+}
+
 export interface RateResult {
   target: string;
+  /** Instances of the target (1: the single process; more: one group, readings split by the broker). */
+  instances: number;
+  /** One entry per instance (the figures above are their sum, or for the WebSocket the worst client). */
+  perInstance: InstanceResult[];
   rate: number;
   seconds: number;
   sent: number;
@@ -82,6 +105,8 @@ export interface RateResult {
   vmHwm: number;
   hwmReset: boolean;
   cpu: { pipeline: number; mosquitto: number; postgres: number; redis: number; bench: number; wallSeconds: number };
+  /** The machine's 1-minute load average after the drain (other work on it moves every figure). */
+  loadAvg1?: number;
   lossless: boolean;
 }
 
@@ -93,6 +118,21 @@ async function countStored(pool: Pool, prefix: string): Promise<number> {
     [LOAD_TYPE, prefix],
   );
   return Number(r.rows[0].n);
+}
+
+/** Each instance's `hypervolt_readings_accepted_total` (null where /metrics did not answer). */
+async function acceptedCounts(targets: readonly RunningTarget[]): Promise<(number | null)[]> {
+  return Promise.all(
+    targets.map(async (t) => {
+      try {
+        const res = await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+        const text = await res.text();
+        return res.status === 200 ? promValue(text, 'hypervolt_readings_accepted_total') ?? 0 : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
 }
 
 type Entry = { value: number; ms: number };
@@ -132,8 +172,10 @@ async function checkHotWindows(ctx: RateContext, prefix: string): Promise<{ exac
   };
   const checkOne = async (id: string) => {
     let actual: Entry[];
-    if (ctx.target.name === 'app') {
-      const url = `${ctx.target.httpUrl}/api/sensor-readings/buffer/?sensor_type=${LOAD_TYPE}&sensor_id=${encodeURIComponent(id)}`;
+    const target = ctx.targets[ids.indexOf(id) % ctx.targets.length];
+    if (target.name === 'app') {
+      // Any instance answers from the shared Redis window: ask each in turn.
+      const url = `${target.httpUrl}/api/sensor-readings/buffer/?sensor_type=${LOAD_TYPE}&sensor_id=${encodeURIComponent(id)}`;
       const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
       const body = (await res.json()) as { readings?: { value: number; timestamp: string }[] };
       if (res.status !== 200 || !Array.isArray(body.readings)) throw new Error(`GET buffer for ${id}: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
@@ -175,13 +217,16 @@ async function commitLatencies(ctx: RateContext, prefix: string, sendTimes: Floa
 }
 
 export async function runRate(ctx: RateContext, rate: number, seconds: number, sensorPrefix: string): Promise<RateResult> {
-  const { target, broker, ws } = ctx;
-  const hwmReset = resetPeakMemory(target.pid);
-  const sampler = new RssSampler(target.pid, 200);
+  const { targets, broker, wss } = ctx;
+  const pids = targets.map((t) => t.pid);
+  const hwmReset = pids.map((pid) => resetPeakMemory(pid)).every(Boolean);
+  const sampler = new GroupRssSampler(pids, 200);
   const pidsPg = () => pidsByComm('postgres');
   const pidsRedis = () => pidsByComm('redis-server');
+  const wsMin = () => Math.min(...wss.map((w) => w.received));
+  const wsSum = () => wss.reduce((n, w) => n + w.received, 0);
   const snapshot = () => ({
-    pipeline: cpuSnapshot([target.pid]),
+    pipeline: pids.map((pid) => cpuSnapshot([pid])),
     mosquitto: cpuSnapshot([broker.pid]),
     postgres: cpuSnapshot(pidsPg()),
     redis: cpuSnapshot(pidsRedis()),
@@ -191,6 +236,8 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
   // Taken again once the publishers are connected, so their start-up is not counted.
   let cpu0 = snapshot();
   const sys0 = broker.sys();
+  // Several instances: how the broker split the readings, from each one's metrics.
+  const accepted0 = targets.length > 1 ? await acceptedCounts(targets) : null;
 
   const load = await startLoad(
     {
@@ -207,33 +254,33 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
       clientIdBase: ctx.clientIdBase,
     },
     (sendTimes) => {
-      ws.track(sensorPrefix, sendTimes);
+      for (const ws of wss) ws.track(sensorPrefix, sendTimes);
       cpu0 = snapshot();
       ctx.onLoadStart?.();
     },
   );
   const res = await load.done;
-  const wsAtLoadEnd = ws.received;
+  const wsAtLoadEnd = wsMin();
   const storedAtLoadEnd = await countStored(ctx.pool, sensorPrefix);
 
   // Drain: until both counts are complete, or stop growing for 3 s, at most drainMaxSeconds.
   const drainStart = monoMs();
   let drained = false;
-  let last = { stored: storedAtLoadEnd, ws: wsAtLoadEnd };
+  let last = { stored: storedAtLoadEnd, ws: wsSum() };
   let still = 0;
   let stored = storedAtLoadEnd;
   for (let i = 0; i < ctx.drainMaxSeconds * 4; i++) {
     stored = await countStored(ctx.pool, sensorPrefix);
-    if (stored >= res.sent && ws.received >= res.sent) {
+    if (stored >= res.sent && wsMin() >= res.sent) {
       drained = true;
       break;
     }
-    if (stored === last.stored && ws.received === last.ws) {
+    if (stored === last.stored && wsSum() === last.ws) {
       if (++still >= 12) break;
     } else {
       still = 0;
     }
-    last = { stored, ws: ws.received };
+    last = { stored, ws: wsSum() };
     await sleep(250);
   }
   const drainSeconds = (monoMs() - drainStart) / 1000;
@@ -241,10 +288,11 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
   // Late duplicates (a redelivery after the last new message) get a moment to show.
   await sleep(300);
 
-  const peakRssSampled = sampler.stop();
-  const mem = memoryOf(target.pid);
+  const peakRss = sampler.stop();
+  const mems = pids.map((pid) => memoryOf(pid));
+  const cpuEach = pids.map((pid, i) => cpuDelta(cpu0.pipeline[i], cpuSnapshot([pid])));
   const cpu = {
-    pipeline: cpuDelta(cpu0.pipeline, cpuSnapshot([target.pid])),
+    pipeline: cpuEach.reduce((a, b) => a + b, 0),
     mosquitto: cpuDelta(cpu0.mosquitto, cpuSnapshot([broker.pid])),
     postgres: cpuDelta(cpu0.postgres, cpuSnapshot(pidsPg())),
     redis: cpuDelta(cpu0.redis, cpuSnapshot(pidsRedis())),
@@ -254,9 +302,11 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     })(),
     wallSeconds: (monoMs() - cpu0.at) / 1000,
   };
-  const wsReceived = ws.received;
-  const wsDuplicates = ws.duplicates;
-  const latencyWs = summarize(ws.latencies.values());
+  const wsReceived = wsMin();
+  const wsDuplicates = wss.reduce((n, w) => n + w.duplicates, 0);
+  const latencyWs = summarize(concatSamples(wss.map((w) => w.latencies.values())));
+  const wsLastAt = Math.max(...wss.map((w) => w.lastAt));
+  const accepted1 = accepted0 ? await acceptedCounts(targets) : null;
 
   stored = await countStored(ctx.pool, sensorPrefix);
   const lastRow = await ctx.pool.query<{ ms: number | null }>(
@@ -264,7 +314,7 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     [LOAD_TYPE, sensorPrefix],
   );
   const lastRowMono = lastRow.rows[0].ms === null ? 0 : lastRow.rows[0].ms - ctx.wallOffset;
-  const lastArrival = Math.max(ws.lastAt, lastRowMono);
+  const lastArrival = Math.max(wsLastAt, lastRowMono);
   const completionLagMs = lastArrival > 0 ? Math.max(0, lastArrival - res.endedAt) : NaN;
   const throughput = lastArrival > res.startedAt ? Math.min(stored, wsReceived) / ((lastArrival - res.startedAt) / 1000) : 0;
   const latencyCommit = await commitLatencies(ctx, sensorPrefix, res.sendTimes);
@@ -276,8 +326,21 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
   const lost = res.sent - stored;
   const lossless = lost === 0 && wsDuplicates === 0 && wsReceived === res.sent;
   const elapsed = (res.endedAt - res.startedAt) / 1000;
+  const perInstance: InstanceResult[] = targets.map((t, i) => ({
+    pid: t.pid,
+    accepted: accepted0 && accepted1 && accepted0[i] !== null && accepted1[i] !== null ? accepted1[i]! - accepted0[i]! : null,
+    wsReceived: wss[i]?.received ?? 0,
+    wsDuplicates: wss[i]?.duplicates ?? 0,
+    wsClosed: wss[i]?.closed ?? false,
+    peakRssSampled: Math.max(peakRss.each[i] ?? 0, mems[i]?.rss ?? 0),
+    vmHwm: mems[i]?.hwm ?? 0,
+    cpu: cpuEach[i],
+  }));
+  const sumOf = (f: (m: { rss: number; hwm: number }) => number) => mems.reduce((n, m) => n + (m ? f(m) : 0), 0);
   return {
-    target: target.name,
+    target: ctx.label,
+    instances: targets.length,
+    perInstance,
     rate,
     seconds,
     sent: res.sent,
@@ -293,8 +356,8 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     wsReceived,
     wsAtLoadEnd,
     wsDuplicates,
-    wsOther: ws.other,
-    wsClosed: ws.closed,
+    wsOther: wss.reduce((n, w) => n + w.other, 0),
+    wsClosed: wss.some((w) => w.closed),
     lost,
     hotWindowsExact: hot.exact,
     hotWindowsChecked: hot.checked,
@@ -303,12 +366,14 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     latencyCommit,
     drainSeconds,
     drained,
-    peakRssSampled: Math.max(peakRssSampled, mem?.rss ?? 0),
-    vmHwm: mem?.hwm ?? 0,
+    // Several instances: the peak of their summed RSS sampled at once; VmHWM summed (each its own peak).
+    peakRssSampled: Math.max(peakRss.sum, sumOf((m) => m.rss)),
+    vmHwm: sumOf((m) => m.hwm),
     hwmReset,
     cpu,
     completionLagMs,
     throughput,
+    loadAvg1: os.loadavg()[0],
     keptUp: lossless && completionLagMs <= KEPT_UP_LAG_MS,
     lossless,
   };

@@ -5,6 +5,11 @@ export interface BenchOptions {
   rates: number[];
   seconds: number;
   targets: TargetName[];
+  /**
+   * Instance counts the app is measured with, in order (default [1]): 2 = two instances of the
+   * app in one group (HYPERVOLT_GROUP) on the same broker, Redis and database, at the same rates.
+   */
+  instances: number[];
   sensors: number;
   publishers: number;
   drainMaxSeconds: number;
@@ -23,6 +28,9 @@ export const HELP = `npm run bench [-- options]     (npm run bench:quick = --qui
   --rates 1000,5000,...   readings/s to run, each alone (default 1000,5000,10000,20000,30000)
   --seconds N             seconds of publishing per rate (default 10)
   --targets app,naive     systems to measure (default both)
+  --instances 1,2         run the app with each number of instances, at the same rates (default 1);
+                          2 = two instances in one group (HYPERVOLT_GROUP, MQTT 5 shared
+                          subscription), one WebSocket client on each; prints a comparison line
   --quick                 rates 1000,5000 for 3 s, 200 000 REST rows, 3 s per REST endpoint
   --rest-rows N           readings stored for the REST check (default 5 000 000; 0 skips it)
   --rest-seconds N        seconds per REST endpoint (default 5)
@@ -56,7 +64,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     else given.set(name, argv[++i]);
   }
   if (given.has('help')) return 'help';
-  const known = new Set(['rates', 'seconds', 'targets', 'quick', 'rest-rows', 'rest-seconds', 'sensors', 'publishers', 'drain-max', 'max-inflight', 'profile', 'out', 'window-size']);
+  const known = new Set(['rates', 'seconds', 'targets', 'instances', 'quick', 'rest-rows', 'rest-seconds', 'sensors', 'publishers', 'drain-max', 'max-inflight', 'profile', 'out', 'window-size']);
   for (const k of given.keys()) if (!known.has(k)) throw new Error(`unknown option --${k} (see --help)`);
 
   const quick = given.get('quick') === 'true';
@@ -65,6 +73,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     rates: quick ? [1000, 5000] : profile ? [20_000] : [1000, 5000, 10_000, 20_000, 30_000],
     seconds: quick ? 3 : 10,
     targets: profile ? ['app'] : ['app', 'naive'],
+    instances: [1],
     sensors: 100,
     publishers: 2,
     drainMaxSeconds: 30,
@@ -87,6 +96,16 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     for (const t of list) if (t !== 'app' && t !== 'naive') throw new Error(`--targets: unknown target "${t}" (app, naive)`);
     if (list.length === 0) throw new Error('--targets needs app, naive or both');
     o.targets = [...new Set(list)] as TargetName[];
+  }
+  if (given.has('instances')) {
+    const list = (given.get('instances') ?? '').split(',').filter((s) => s.trim() !== '');
+    if (list.length === 0) throw new Error('--instances needs a comma-separated list, e.g. 1,2');
+    o.instances = [...new Set(list.map((s) => num('instances', s, 1, 4)))];
+    if (o.instances.some((n) => !Number.isInteger(n))) throw new Error(`--instances takes whole numbers, got "${given.get('instances')}"`);
+    if (!o.targets.includes('app') && !(o.instances.length === 1 && o.instances[0] === 1)) {
+      throw new Error('--instances applies to the app: add app to --targets');
+    }
+    if (o.profile && !(o.instances.length === 1 && o.instances[0] === 1)) throw new Error('--profile profiles one instance: leave out --instances');
   }
   if (given.has('seconds')) o.seconds = num('seconds', given.get('seconds'), 0.5, 3600);
   if (given.has('rest-rows')) o.restRows = Math.floor(num('rest-rows', given.get('rest-rows'), 0, 100_000_000));

@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'child_process';
 import fs from 'fs';
+import { PeakTracker } from './stats';
 
 let clkTck = 0;
 /** Clock ticks per second of /proc/PID/stat times. */
@@ -135,5 +136,31 @@ export class RssSampler {
     clearInterval(this.timer);
     this.sample();
     return this.peak;
+  }
+}
+
+/**
+ * Polls the RSS of several processes (the instances of one target) together every `intervalMs`:
+ * `stop()` returns the peak of their sum at one instant and the peak of each, in bytes.
+ */
+export class GroupRssSampler {
+  private readonly tracker: PeakTracker;
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly pids: readonly number[], intervalMs = 200) {
+    this.tracker = new PeakTracker(pids.length);
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+
+  private sample(): void {
+    this.tracker.add(this.pids.map((pid) => memoryOf(pid)?.rss ?? null));
+  }
+
+  stop(): { sum: number; each: number[] } {
+    clearInterval(this.timer);
+    this.sample();
+    return { sum: this.tracker.peakSum, each: [...this.tracker.peakEach] };
   }
 }

@@ -1,11 +1,12 @@
 /**
  * The bench's printed output: a table per rate (targets side by side), the highest lossless
- * rates and their ratio, the targets of issue 6 with PASS/MISS, the REST table, the profile.
+ * rates and their ratio, the comparison of one and several app instances (--instances), the
+ * targets of issue 6 with PASS/MISS, the REST table, the profile.
  */
 import { KEPT_UP_LAG_MS, type RateResult } from './measure';
 import type { ProfileSummary } from './profile';
 import type { HttpLoadResult, SeedResult } from './rest';
-import { fmtMB, fmtMs, fmtNumber, highestLossless, ratio, renderTable, type Summary } from './stats';
+import { compareInstances, fmtEach, fmtMB, fmtMs, fmtNumber, highestLossless, ratio, renderTable, shares, type Summary } from './stats';
 
 const lat = (s: Summary) => (s.count ? `${fmtMs(s.p50)} / ${fmtMs(s.p99)} / ${fmtMs(s.max)}` : '-');
 const cpu = (s: number) => fmtNumber(s, 1);
@@ -13,6 +14,9 @@ const cpu = (s: number) => fmtNumber(s, 1);
 export function rateTable(rate: number, byTarget: readonly RateResult[]): string {
   const head = ['', ...byTarget.map((r) => r.target)];
   const row = (label: string, f: (r: RateResult) => string) => [label, ...byTarget.map(f)];
+  // Rows of several instances (--instances): only when a target ran with more than one.
+  const multi = byTarget.some((r) => (r.instances ?? 1) > 1);
+  const each = (label: string, f: (r: RateResult) => string) => (multi ? [row(label, (r) => ((r.instances ?? 1) > 1 ? f(r) : '-'))] : []);
   const rows: string[][] = [
     head,
     row('sent (readings)', (r) => fmtNumber(r.sent)),
@@ -20,12 +24,19 @@ export function rateTable(rate: number, byTarget: readonly RateResult[]): string
     row('PUBACKed', (r) => fmtNumber(r.acked) + (r.ackErrors ? ` (${r.ackErrors} errors)` : '')),
     row('broker dropped ($SYS)', (r) => fmtNumber(r.brokerDropped)),
     row('broker still queued after drain', (r) => fmtNumber(Math.max(0, r.brokerQueuedAfter))),
+    ...each('readings taken by each instance', (r) => {
+      const counts = r.perInstance.map((p) => p.accepted);
+      if (counts.some((c) => c === null)) return fmtEach(counts.map((c) => c ?? NaN));
+      return `${fmtEach(counts as number[])} (${shares(counts as number[]).map((x) => fmtNumber(x, 0)).join('/')} %)`;
+    }),
     row('stored in PostgreSQL', (r) => fmtNumber(r.stored)),
     row('  of which by end of publishing', (r) => fmtNumber(r.storedAtLoadEnd)),
     row('lost (sent - stored)', (r) => fmtNumber(r.lost)),
     row('WebSocket received', (r) => fmtNumber(r.wsReceived) + (r.wsClosed ? ' (ws closed!)' : '')),
     row('  of which by end of publishing', (r) => fmtNumber(r.wsAtLoadEnd)),
     row('WebSocket duplicates', (r) => fmtNumber(r.wsDuplicates)),
+    ...each('WebSocket received, each client', (r) => fmtEach(r.perInstance.map((p) => p.wsReceived))),
+    ...each('WebSocket duplicates, each client', (r) => fmtEach(r.perInstance.map((p) => p.wsDuplicates))),
     row('hot windows exact', (r) => `${r.hotWindowsExact}/${r.hotWindowsChecked}`),
     row('publish->WS ms p50/p99/max', (r) => lat(r.latencyWs)),
     row('publish->row write ms p50/p99/max', (r) => lat(r.latencyCommit)),
@@ -34,7 +45,10 @@ export function rateTable(rate: number, byTarget: readonly RateResult[]): string
     row('drain after publishing (s)', (r) => `${fmtNumber(r.drainSeconds, 1)}${r.drained ? '' : ' (incomplete)'}`),
     row('peak RSS (200 ms samples)', (r) => fmtMB(r.peakRssSampled)),
     row('VmHWM', (r) => fmtMB(r.vmHwm) + (r.hwmReset ? '' : ' (lifetime)')),
-    row('CPU s pipeline process', (r) => cpu(r.cpu.pipeline)),
+    ...each('peak RSS, each instance', (r) => fmtEach(r.perInstance.map((p) => p.peakRssSampled), fmtMB)),
+    ...each('VmHWM, each instance', (r) => fmtEach(r.perInstance.map((p) => p.vmHwm), fmtMB)),
+    row(multi ? 'CPU s pipeline process(es)' : 'CPU s pipeline process', (r) => cpu(r.cpu.pipeline)),
+    ...each('CPU s, each instance', (r) => fmtEach(r.perInstance.map((p) => p.cpu), cpu)),
     row('CPU s mosquitto', (r) => cpu(r.cpu.mosquitto)),
     row('CPU s postgres (all)', (r) => cpu(r.cpu.postgres)),
     row('CPU s redis', (r) => cpu(r.cpu.redis)),
@@ -46,6 +60,18 @@ export function rateTable(rate: number, byTarget: readonly RateResult[]): string
   return `== ${fmtNumber(rate)} readings/s for ${byTarget[0]?.seconds ?? '?'} s ==\n${renderTable(rows)}`;
 }
 
+/** Under a table with several instances: what its figures mean for them. */
+export function instancesNotes(byTarget: readonly RateResult[]): string[] {
+  const multi = byTarget.filter((r) => (r.instances ?? 1) > 1);
+  if (multi.length === 0) return [];
+  return [
+    `  ${multi.map((r) => r.target).join(', ')}: one group (HYPERVOLT_GROUP, MQTT 5 shared subscription), one database and Redis prefix, ` +
+      'one WebSocket client per instance.',
+    '  "WebSocket received" is the fewest any client got (each must get every reading once, through the Redis fan-out);',
+    '  duplicates and latencies are over all clients; peak RSS is the peak of the summed RSS sampled together, VmHWM and CPU the sums.',
+  ];
+}
+
 export function mismatchNotes(byTarget: readonly RateResult[]): string[] {
   const out: string[] = [];
   for (const r of byTarget) {
@@ -54,6 +80,50 @@ export function mismatchNotes(byTarget: readonly RateResult[]): string[] {
     if (r.wsOther) out.push(`  ${r.target}: ${r.wsOther} WebSocket messages of other readings (an earlier run's backlog?)`);
   }
   return out;
+}
+
+/**
+ * The app with one and with several instances at the same rates: each run's highest lossless and
+ * kept-up rate, their ratio to the first run's, throughput and pipeline CPU at the highest rate
+ * tried, and what this machine is (the instances share its cores with everything else).
+ */
+export function scaleOutLines(
+  results: Record<string, RateResult[]>,
+  runs: readonly { label: string; instances: number }[],
+  cpus: number,
+  load?: { start: readonly number[]; end: readonly number[] },
+): { lines: string[]; comparison: ReturnType<typeof compareInstances> } {
+  const present = runs.filter((r) => results[r.label]);
+  const comparison = compareInstances(present.map((r) => ({ instances: r.instances, results: results[r.label] })));
+  const x = (v: number | null) => (v === null ? 'n/a' : `${fmtNumber(v, 2)}x`);
+  const inst = (n: number) => `${n} instance${n === 1 ? '' : 's'}`;
+  const lines = [
+    `scale out (the app, same rates in this run): ${comparison
+      .map((c, i) => `${inst(c.instances)}: highest lossless ${fmtNumber(c.lossless)}/s${i > 0 ? ` (${x(c.losslessRatio)})` : ''}, ` +
+        `kept up ${fmtNumber(c.keptUp)}/s${i > 0 ? ` (${x(c.keptUpRatio)})` : ''}`)
+      .join('; ')}`,
+  ];
+  const top = Math.max(0, ...present.flatMap((r) => results[r.label].map((x) => x.rate)));
+  const atTop = present.map((r) => ({ r, at: results[r.label].find((x) => x.rate === top) })).filter((v) => v.at);
+  if (atTop.length > 0) {
+    lines.push(
+      `  at ${fmtNumber(top)}/s offered: ${atTop
+        .map(({ r, at }) =>
+          `${inst(r.instances)} ${fmtNumber(at!.throughput, 0)}/s through, pipeline CPU ${fmtNumber(at!.cpu.pipeline, 1)} s` +
+            (at!.perInstance.length > 1 ? ` (${fmtEach(at!.perInstance.map((p) => p.cpu), (v) => fmtNumber(v, 1))})` : '') +
+            ` in ${fmtNumber(at!.cpu.wallSeconds, 1)} s (${fmtNumber(at!.cpu.wallSeconds > 0 ? at!.cpu.pipeline / at!.cpu.wallSeconds : 0, 2)} cores)` +
+            (at!.loadAvg1 !== undefined ? `, load ${fmtNumber(at!.loadAvg1, 2)}` : ''))
+        .join('; ')}`,
+    );
+  }
+  lines.push(
+    `  note: this machine has ${cpus} CPU core${cpus === 1 ? '' : 's'}, shared by the instances and by the broker, Redis, PostgreSQL, the`,
+    "  publishers and the bench's WebSocket clients (and whatever else runs here): a second instance adds a Node.js event loop, not",
+    "  a core. What it can show here is whether one instance's main thread was the limit; the gain of instances on machines of",
+    '  their own is not measured by this run. The runs are one after the other, so other work on the machine can differ between',
+    `  them${load ? ` (1-min load average ${fmtNumber(load.start[0], 2)} at the start of the bench, ${fmtNumber(load.end[0], 2)} at the end)` : ''}.`,
+  );
+  return { lines, comparison };
 }
 
 export interface TargetCheck {

@@ -83,8 +83,11 @@ export async function createBenchDatabase(label: string): Promise<BenchDatabase>
 export interface BenchRedis {
   client: Redis;
   url: string;
-  /** Deletes every key under `prefix` (SCAN + UNLINK, bounded batches). */
-  deletePrefix(prefix: string): Promise<number>;
+  /**
+   * Deletes every key under `prefix` (SCAN + UNLINK, bounded batches), except those for which
+   * `keep(key)` is true.
+   */
+  deletePrefix(prefix: string, keep?: (key: string) => boolean): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -93,12 +96,13 @@ export async function openBenchRedis(runPrefix: string): Promise<BenchRedis> {
   const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 2 });
   client.on('error', () => undefined);
   await client.connect();
-  const deletePrefix = async (prefix: string) => {
+  const deletePrefix = async (prefix: string, keep?: (key: string) => boolean) => {
     if (!prefix.startsWith(runPrefix)) throw new Error(`refusing to delete keys outside ${runPrefix}`);
     let cursor = '0';
     let deleted = 0;
     for (let i = 0; i < 100_000; i++) {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      const [next, found] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      const keys = keep ? found.filter((k) => !keep(k)) : found;
       if (keys.length > 0) deleted += await client.unlink(...keys);
       cursor = next;
       if (cursor === '0') break;

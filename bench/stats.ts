@@ -137,3 +137,107 @@ export function highestLossless(results: readonly { rate: number; lossless: bool
 export function ratio(a: number, b: number): number | null {
   return b > 0 ? a / b : null;
 }
+
+// ---- several instances of one target (scale out) ----
+
+/** The samples of several collectors (one WebSocket client per instance) as one array. */
+export function concatSamples(parts: readonly ArrayLike<number>[]): Float64Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Float64Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Peaks of processes sampled together (resident memory of each instance at the same instant):
+ * the peak of each, and the peak of their sum at one instant (at most the sum of the peaks, which
+ * need not coincide). A process that is gone (null) counts as 0 in that sample.
+ */
+export class PeakTracker {
+  readonly peakEach: number[];
+  peakSum = 0;
+
+  constructor(readonly size: number) {
+    this.peakEach = new Array<number>(size).fill(0);
+  }
+
+  add(values: readonly (number | null)[]): void {
+    if (values.length !== this.size) throw new RangeError(`expected ${this.size} values, got ${values.length}`);
+    let sum = 0;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] ?? 0;
+      sum += v;
+      if (v > this.peakEach[i]) this.peakEach[i] = v;
+    }
+    if (sum > this.peakSum) this.peakSum = sum;
+  }
+}
+
+/**
+ * The value of an unlabelled Prometheus counter or gauge in a text exposition (`name value`),
+ * or the sum over its label sets (`name{...} value`); null when the metric is not there.
+ */
+export function promValue(text: string, name: string): number | null {
+  let total: number | null = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line.startsWith(name) || line.startsWith('#')) continue;
+    const rest = line.slice(name.length);
+    if (!(rest.startsWith(' ') || rest.startsWith('{'))) continue; // a longer name
+    const after = rest.startsWith('{') ? rest.slice(rest.indexOf('}') + 1) : rest;
+    const v = Number(after.trim().split(/\s+/)[0]);
+    if (Number.isFinite(v)) total = (total ?? 0) + v;
+  }
+  return total;
+}
+
+/** Per-instance figures in one cell: `a / b / c` (a single value as itself). */
+export function fmtEach(values: readonly number[], fmt: (v: number) => string = (v) => fmtNumber(v)): string {
+  return values.length === 0 ? '-' : values.map(fmt).join(' / ');
+}
+
+/** Shares of a total in percent, for the split of the readings between instances (0s when the total is 0). */
+export function shares(counts: readonly number[]): number[] {
+  const total = counts.reduce((s, n) => s + n, 0);
+  return counts.map((n) => (total > 0 ? (100 * n) / total : 0));
+}
+
+export interface InstancesRun {
+  instances: number;
+  results: readonly { rate: number; lossless: boolean; keptUp: boolean }[];
+}
+
+/**
+ * The comparison of runs of one target with different numbers of instances at the same rates:
+ * each run's highest lossless and highest kept-up rate (as `highestLossless`), and the ratio of
+ * each to the first run's (null when the first run's is 0).
+ */
+export function compareInstances(runs: readonly InstancesRun[]): {
+  instances: number;
+  lossless: number;
+  keptUp: number;
+  losslessRatio: number | null;
+  keptUpRatio: number | null;
+}[] {
+  const best = runs.map((r) => ({
+    instances: r.instances,
+    lossless: highestLossless(r.results),
+    keptUp: highestLossless(r.results.map((x) => ({ rate: x.rate, lossless: x.keptUp }))),
+  }));
+  const base = best[0];
+  return best.map((b) => ({
+    ...b,
+    losslessRatio: base ? ratio(b.lossless, base.lossless) : null,
+    keptUpRatio: base ? ratio(b.keptUp, base.keptUp) : null,
+  }));
+}
+
+/** The label of a target run with `instances` instances: `app` for one, `app x2` for two. */
+export function instancesLabel(target: string, instances: number): string {
+  return instances === 1 ? target : `${target} x${instances}`;
+}

@@ -4,8 +4,11 @@
  *   bench broker, the bench's Redis prefix and its own PostgreSQL database;
  * - `naive`: a stock Node-RED process (node-red/red.js) running bench/naive-flow.json, with an
  *   ioredis client and a pg Pool handed to its function node through `functionGlobalContext`.
- * Each start uses a new MQTT client id; `stop()` also discards the persistent session at the
- * broker, so a backlog left by an overloaded run never reaches the next run.
+ * Each start uses a new MQTT client id; `stop()` also discards the persistent sessions at the
+ * broker (the app's sensor subscription is the session `{client id}-sensors`), so a backlog left by
+ * an overloaded run never reaches the next run, and a stopped app's session does not go on queuing.
+ * With `group`, the app is one instance of a group (HYPERVOLT_GROUP: MQTT 5 shared subscription,
+ * WebSocket fan-out through Redis); start several with the same config for the instances.
  */
 import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
@@ -34,6 +37,8 @@ export interface TargetConfig {
   windowSize: number;
   /** Extra environment for the process (e.g. NODE_OPTIONS for --cpu-prof). */
   extraEnv?: Record<string, string>;
+  /** The app only: HYPERVOLT_GROUP of the instances started with this config. */
+  group?: string;
 }
 
 export interface RunningTarget {
@@ -57,6 +62,8 @@ async function startAppTarget(cfg: TargetConfig, clientId: string): Promise<Runn
   let app: RunningApp | null = null;
   const undo = onCleanup(`app (${clientId})`, async () => {
     if (app) await app.stop();
+    // The flow's broker node uses the client id, its sensor subscription `{client id}-sensors`.
+    await cfg.broker.purgeSession(`${clientId}-sensors`).catch(() => undefined);
     await cfg.broker.purgeSession(clientId).catch(() => undefined);
   });
   app = await startApp(
@@ -70,6 +77,7 @@ async function startAppTarget(cfg: TargetConfig, clientId: string): Promise<Runn
       REDIS_KEY_PREFIX: cfg.redisPrefix,
       DATABASE_URL: cfg.databaseUrl,
       SENSOR_BUFFER_SIZE: String(cfg.windowSize),
+      HYPERVOLT_GROUP: cfg.group,
       // No API keys: the fetch nodes fetch nothing; the base URLs point nowhere anyway.
       ELECTRICITY_MAPS_API_KEY: undefined,
       OPENWEATHER_API_KEY: undefined,

@@ -1,12 +1,21 @@
 import assert from 'assert/strict';
+import { parseOptions, type BenchOptions } from '../../bench/options';
 import {
+  compareInstances,
+  concatSamples,
+  fmtEach,
+  fmtMB,
   fmtMs,
   fmtNumber,
   highestLossless,
+  instancesLabel,
+  PeakTracker,
   percentile,
+  promValue,
   ratio,
   renderTable,
   SampleBuffer,
+  shares,
   summarize,
 } from '../../bench/stats';
 
@@ -130,6 +139,121 @@ describe('bench stats helpers', () => {
         t,
         ['         app   naive', '----  ------  ------', 'sent  10 000  10 000', 'lost       0     123'].join('\n'),
       );
+    });
+  });
+
+  describe('several instances (--instances)', () => {
+    it('concatSamples joins each client\'s latencies, so the percentiles are over all of them', () => {
+      const a = Float64Array.from([1, 2, 3]);
+      const b = new SampleBuffer(16);
+      for (const v of [100, 200]) b.push(v);
+      const all = concatSamples([a, b.values(), []]);
+      assert.deepEqual([...all], [1, 2, 3, 100, 200]);
+      assert.equal(summarize(all).max, 200, 'a slow client is not hidden by a fast one');
+      assert.equal(summarize(all).p50, 3);
+      assert.equal(concatSamples([]).length, 0);
+    });
+
+    it('PeakTracker keeps the peak of each process and the peak of their sum at one instant', () => {
+      const t = new PeakTracker(2);
+      t.add([100, 10]);
+      t.add([20, 90]); // each peaks at a different instant
+      t.add([60, 60]);
+      assert.deepEqual(t.peakEach, [100, 90]);
+      assert.equal(t.peakSum, 120, 'the sum of the peaks (190) never happened at once');
+      t.add([null, 200]); // one process gone: counts as 0
+      assert.equal(t.peakSum, 200);
+      assert.deepEqual(t.peakEach, [100, 200]);
+      assert.throws(() => t.add([1]), RangeError);
+    });
+
+    it('promValue reads a counter from /metrics text, summing label sets, ignoring comments and longer names', () => {
+      const text = [
+        '# HELP hypervolt_readings_accepted_total Sensor readings that passed validation.',
+        '# TYPE hypervolt_readings_accepted_total counter',
+        'hypervolt_readings_accepted_total 10234',
+        'hypervolt_readings_accepted_total_extra 5',
+        'hypervolt_readings_rejected_total{code="range"} 3',
+        'hypervolt_readings_rejected_total{code="type"} 4',
+        '',
+      ].join('\n');
+      assert.equal(promValue(text, 'hypervolt_readings_accepted_total'), 10234);
+      assert.equal(promValue(text, 'hypervolt_readings_rejected_total'), 7);
+      assert.equal(promValue(text, 'hypervolt_nothing_total'), null);
+    });
+
+    it('fmtEach and shares show what each instance did', () => {
+      assert.equal(fmtEach([10_012, 9988]), '10 012 / 9 988');
+      assert.equal(fmtEach([210e6, 190e6], fmtMB), '210 MB / 190 MB');
+      assert.equal(fmtEach([]), '-');
+      assert.deepEqual(shares([3, 1]), [75, 25]);
+      assert.deepEqual(shares([0, 0]), [0, 0]);
+    });
+
+    it('compareInstances gives each run\'s highest lossless and kept-up rate and its ratio to the first run', () => {
+      const one = [
+        { rate: 1000, lossless: true, keptUp: true },
+        { rate: 5000, lossless: true, keptUp: false },
+        { rate: 10_000, lossless: false, keptUp: false },
+      ];
+      const two = [
+        { rate: 1000, lossless: true, keptUp: true },
+        { rate: 5000, lossless: true, keptUp: true },
+        { rate: 10_000, lossless: true, keptUp: false },
+      ];
+      const c = compareInstances([
+        { instances: 1, results: one },
+        { instances: 2, results: two },
+      ]);
+      assert.deepEqual(c, [
+        { instances: 1, lossless: 5000, keptUp: 1000, losslessRatio: 1, keptUpRatio: 1 },
+        { instances: 2, lossless: 10_000, keptUp: 5000, losslessRatio: 2, keptUpRatio: 5 },
+      ]);
+      // A slower second run is shown as such, not hidden.
+      const worse = compareInstances([
+        { instances: 1, results: two },
+        { instances: 2, results: one },
+      ]);
+      assert.equal(worse[1].losslessRatio, 0.5);
+      // The first run lossless at no rate: no ratio.
+      const none = compareInstances([
+        { instances: 1, results: [{ rate: 1000, lossless: false, keptUp: false }] },
+        { instances: 2, results: one },
+      ]);
+      assert.equal(none[1].losslessRatio, null);
+      assert.deepEqual(compareInstances([]), []);
+    });
+
+    it('labels a run by its instance count', () => {
+      assert.equal(instancesLabel('app', 1), 'app');
+      assert.equal(instancesLabel('app', 2), 'app x2');
+    });
+  });
+
+  describe('options', () => {
+    const opts = (argv: string[]) => parseOptions(argv) as BenchOptions;
+
+    it('leaves the defaults and --quick as they were: one instance', () => {
+      assert.deepEqual(opts([]).instances, [1]);
+      assert.deepEqual(opts([]).targets, ['app', 'naive']);
+      assert.deepEqual(opts(['--quick']).rates, [1000, 5000]);
+      assert.deepEqual(opts(['--quick']).instances, [1]);
+    });
+
+    it('--instances lists instance counts of the app, in order, without repeats', () => {
+      assert.deepEqual(opts(['--instances', '1,2']).instances, [1, 2]);
+      assert.deepEqual(opts(['--instances=2,1,2']).instances, [2, 1]);
+      assert.deepEqual(opts(['--targets', 'app', '--instances', '2']).instances, [2]);
+    });
+
+    it('refuses bad --instances with a clear error', () => {
+      assert.throws(() => opts(['--instances', '0']), /--instances must be a number from 1 to 4/);
+      assert.throws(() => opts(['--instances', '5']), /--instances must be a number from 1 to 4/);
+      assert.throws(() => opts(['--instances', 'two']), /--instances must be a number/);
+      assert.throws(() => opts(['--instances', ',']), /--instances needs a comma-separated list/);
+      assert.throws(() => opts(['--instances', '1.5']), /whole numbers/);
+      assert.throws(() => opts(['--targets', 'naive', '--instances', '1,2']), /applies to the app/);
+      assert.throws(() => opts(['--profile', '--instances', '1,2']), /--profile profiles one instance/);
     });
   });
 });
