@@ -15,7 +15,7 @@
  * instances with skewed clocks agree on who is active.
  */
 import { randomUUID } from 'crypto';
-import Redis, { type ChainableCommander, type RedisOptions } from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 import { BroadcastListeners, TickBatcher, unsubscribeHandle, type BroadcastListener, type Unsubscribe } from './broadcast';
 import { LEAD_SCRIPT, RELEASE_SCRIPT, assertLeadArgs } from './leadership';
 import type { Reading, WindowEntry, WindowSnapshot } from '../shared/types';
@@ -42,28 +42,44 @@ import {
 } from './window-store';
 
 /**
- * KEYS[1] window, KEYS[2] registry; ARGV: score (ms), member, size, ttl ms, registry member.
+ * Pushes readings into their windows, the pushes of one event-loop tick in one call: KEYS[1] the
+ * registry, KEYS[2..] one window per reading; ARGV[1] size, ARGV[2] ttl ms, then per reading:
+ * score (ms), member, registry member.
  * Same timestamp → the old entry goes (a redelivery or a corrected value replaces it); then the
  * window is trimmed to the newest `size` by rank, which also drops a reading older than the
- * oldest of a full window. Returns 0 when the same entry (the member is `ms|value`: same
- * timestamp and value) was in the window already, 1 otherwise: atomic, so of two instances
- * pushing the same reading exactly one sees 1.
+ * oldest of a full window. Returns per reading, in order, 0 when the same entry (the member is
+ * `ms|value`: same timestamp and value) was in the window already, 1 otherwise: atomic, so of two
+ * instances pushing the same reading exactly one sees 1 (a window pushed twice in one call sees
+ * its first push at its second).
  */
-const PUSH_SCRIPT = `
+const PUSH_MANY_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local existed = redis.call('ZSCORE', KEYS[1], ARGV[2])
-if not existed then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+local size = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local out = {}
+for i = 2, #KEYS do
+  local a = 3 + (i - 2) * 3
+  local score = ARGV[a]
+  local member = ARGV[a + 1]
+  local existed = redis.call('ZSCORE', KEYS[i], member)
+  if existed then
+    out[i - 1] = 0
+  else
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], score, score)
+    redis.call('ZADD', KEYS[i], score, member)
+    redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(size + 1))
+    out[i - 1] = 1
+  end
+  redis.call('PEXPIRE', KEYS[i], ttl)
+  redis.call('ZADD', KEYS[1], now, ARGV[a + 2])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], now, ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if existed then return 0 end
-return 1
+redis.call('PEXPIRE', KEYS[1], ttl)
+return out
 `;
+
+/** Readings in one PUSH_MANY_SCRIPT call at most (a tick with more makes several calls). */
+const PUSH_MANY_MAX = 500;
 
 /** KEYS[1] registry; ARGV[1] ttl ms. Drops members idle longer than the TTL, returns the rest. */
 const ACTIVE_SCRIPT = `
@@ -73,18 +89,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1]))
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `;
 
-type PushArgs = [window: string, registry: string, ms: number, member: string, size: number, ttlMs: number, name: string];
-
 interface WindowCommands {
-  hypervoltWindowPush(...args: PushArgs): Promise<number>;
+  /** numKeys, keys (registry, windows), then size, ttl ms and (score, member, name) per reading. */
+  hypervoltWindowPushMany(...args: Array<string | number>): Promise<number[]>;
   hypervoltActiveSensors(registry: string, ttlMs: number): Promise<string[]>;
   hypervoltLead(lock: string, token: string, ttlMs: number): Promise<number>;
   hypervoltRelease(lock: string, token: string): Promise<number>;
 }
-type PipelineWithWindowCommands = ChainableCommander & {
-  hypervoltWindowPush(...args: PushArgs): ChainableCommander;
-};
-
 export interface RedisWindowStoreOptions {
   /** A client of the caller's: the store uses it and leaves it open on close. */
   client?: Redis;
@@ -174,6 +185,8 @@ export class RedisWindowStore implements WindowStore {
   private readonly leaderToken = randomUUID();
   private readonly heldLocks = new Set<string>();
   private readonly broadcast: TickBatcher;
+  /** Pushes of the current tick, sent together (pushMany). */
+  private pushTick: { entries: PreparedEntry[]; waiters: Array<{ start: number; count: number; resolve: (flags: boolean[]) => void; reject: (err: Error) => void }> } | null = null;
   private readonly listeners: BroadcastListeners;
   /** The subscribed connection while anyone listens, and when its first SUBSCRIBE succeeded. */
   private subscriber?: Redis;
@@ -204,7 +217,7 @@ export class RedisWindowStore implements WindowStore {
     } else {
       throw new TypeError('RedisWindowStore needs a client or a url');
     }
-    this.client.defineCommand('hypervoltWindowPush', { numberOfKeys: 2, lua: PUSH_SCRIPT });
+    this.client.defineCommand('hypervoltWindowPushMany', { lua: PUSH_MANY_SCRIPT }); // numberOfKeys: the first argument
     this.client.defineCommand('hypervoltActiveSensors', { numberOfKeys: 1, lua: ACTIVE_SCRIPT });
     this.client.defineCommand('hypervoltLead', { numberOfKeys: 1, lua: LEAD_SCRIPT });
     this.client.defineCommand('hypervoltRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
@@ -260,22 +273,56 @@ export class RedisWindowStore implements WindowStore {
     });
   }
 
+  /**
+   * The pushes of one event-loop tick (all messages the flow handles in it) go to Redis as one
+   * script call (per PUSH_MANY_MAX readings): one command and one Lua invocation instead of one per
+   * reading. Sent from `setImmediate`, right after the tick: no timer, no added wait.
+   */
   async pushMany(readings: readonly Reading[]): Promise<boolean[]> {
     this.assertOpen();
     const entries = prepareEntries(readings);
-    if (entries.length === 0) return [];
-    return this.run(async () => {
-      if (entries.length === 1) {
-        // Goes through auto-pipelining, so single-reading messages of one tick share a write.
-        return [(await this.client.hypervoltWindowPush(...this.pushArgs(entries[0]))) === 1];
+    if (entries.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      let tick = this.pushTick;
+      if (!tick) {
+        tick = this.pushTick = { entries: [], waiters: [] };
+        setImmediate(() => this.sendPushTick());
       }
-      const pipeline = this.client.pipeline() as PipelineWithWindowCommands;
-      for (const e of entries) pipeline.hypervoltWindowPush(...this.pushArgs(e));
-      const results = (await pipeline.exec()) ?? [];
-      const failed = results.find(([err]) => err);
-      if (failed) throw failed[0];
-      return results.map(([, added]) => added === 1);
+      tick.waiters.push({ start: tick.entries.length, count: entries.length, resolve, reject });
+      for (const e of entries) tick.entries.push(e);
     });
+  }
+
+  private sendPushTick(): void {
+    const tick = this.pushTick;
+    this.pushTick = null;
+    if (!tick) return;
+    const { entries, waiters } = tick;
+    this.run(async () => {
+      const calls: Array<Promise<number[]>> = [];
+      for (let i = 0; i < entries.length; i += PUSH_MANY_MAX) {
+        const chunk = entries.slice(i, i + PUSH_MANY_MAX);
+        const keys: string[] = [this.registryKey];
+        const args: Array<string | number> = [this.size, this.ttlMs];
+        for (const e of chunk) {
+          keys.push(this.windowKey(e.key));
+          args.push(e.ms, `${e.ms}|${e.value}`, sensorName(e.key));
+        }
+        calls.push(this.client.hypervoltWindowPushMany(keys.length, ...keys, ...args));
+      }
+      return (await Promise.all(calls)).flat();
+    }).then(
+      (flags) => {
+        for (const w of waiters) {
+          const mine: boolean[] = new Array(w.count);
+          for (let k = 0; k < w.count; k++) mine[k] = flags[w.start + k] === 1;
+          w.resolve(mine);
+        }
+      },
+      (err: Error) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
   }
 
   async read(key: SensorKey): Promise<WindowSnapshot> {
@@ -461,10 +508,6 @@ export class RedisWindowStore implements WindowStore {
     this.subscriber = undefined;
     this.subscribed = undefined;
     sub?.disconnect();
-  }
-
-  private pushArgs(e: PreparedEntry): PushArgs {
-    return [this.windowKey(e.key), this.registryKey, e.ms, `${e.ms}|${e.value}`, this.size, this.ttlMs, sensorName(e.key)];
   }
 
   private entriesOf(members: string[]): WindowEntry[] {
