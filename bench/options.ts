@@ -21,6 +21,8 @@ export interface BenchOptions {
   quick: boolean;
   profile: boolean;
   out: string | null;
+  /** NODE_OPTIONS for the app's processes only (e.g. V8 heap flags), or null. */
+  appNodeOptions: string | null;
 }
 
 export const HELP = `npm run bench [-- options]     (npm run bench:quick = --quick)
@@ -41,6 +43,8 @@ export const HELP = `npm run bench [-- options]     (npm run bench:quick = --qui
   --profile               CPU-profile the app (node --cpu-prof) at --rates (default 20000);
                           app only, no REST check; prints where the time goes
   --out FILE              JSON results file (default bench-results/bench-<time>.json)
+  --app-node-options "…"  NODE_OPTIONS for the app's processes only, e.g. to compare V8 heap
+                          settings: "--max-semi-space-size=32"
 `;
 
 function num(name: string, v: string | undefined, min: number, max: number): number {
@@ -64,7 +68,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     else given.set(name, argv[++i]);
   }
   if (given.has('help')) return 'help';
-  const known = new Set(['rates', 'seconds', 'targets', 'instances', 'quick', 'rest-rows', 'rest-seconds', 'sensors', 'publishers', 'drain-max', 'max-inflight', 'profile', 'out', 'window-size']);
+  const known = new Set(['rates', 'seconds', 'targets', 'instances', 'quick', 'rest-rows', 'rest-seconds', 'sensors', 'publishers', 'drain-max', 'max-inflight', 'profile', 'out', 'window-size', 'app-node-options']);
   for (const k of given.keys()) if (!known.has(k)) throw new Error(`unknown option --${k} (see --help)`);
 
   const quick = given.get('quick') === 'true';
@@ -85,6 +89,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     quick,
     profile,
     out: given.get('out') ?? null,
+    appNodeOptions: given.get('app-node-options')?.trim() || null,
   };
   if (given.has('rates')) {
     const list = (given.get('rates') ?? '').split(',').filter((s) => s.trim() !== '');

@@ -164,10 +164,13 @@ async function awaitMqttUp(targets: readonly RunningTarget[], ms: number): Promi
 async function startWarm(env: Env, s: TargetState): Promise<void> {
   // Node 20 refuses --cpu-prof in NODE_OPTIONS: preload a hook that profiles between two SIGUSR2.
   const hook = path.join(__dirname, 'cpu-prof-hook.js');
-  const extraEnv =
+  const appOptions = s.name === 'app' ? env.opts.appNodeOptions ?? '' : '';
+  const extraEnv: Record<string, string> | undefined =
     env.profDir && s.name === 'app'
-      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require "${hook}"`.trim(), HVB_CPU_PROF_DIR: env.profDir }
-      : undefined;
+      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${appOptions} --require "${hook}"`.trim(), HVB_CPU_PROF_DIR: env.profDir }
+      : appOptions
+        ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${appOptions}`.trim() }
+        : undefined;
   // Several instances: one group per start, so a new group never meets the members of an old one.
   const group = s.instances > 1 ? `hvbench-${RUN_ID}-${s.label.replace(/[^A-Za-z0-9]/g, '_')}-${++groups}` : undefined;
   log(`starting ${s.label}${group ? ` (${s.instances} instances, HYPERVOLT_GROUP ${group})` : ''}`);
@@ -287,7 +290,8 @@ async function main(): Promise<number> {
   log(
     `HyperVolt bench ${RUN_ID}: rates ${opts.rates.join(', ')} readings/s × ${opts.seconds} s, targets ${opts.targets.join(', ')}, ` +
       `${opts.instances.length > 1 || opts.instances[0] !== 1 ? `app with ${opts.instances.join(', ')} instance(s), ` : ''}` +
-      `${opts.sensors} sensors, ${opts.publishers} publishers, QoS 1; ${machine.cpus} CPUs, load ${machine.loadavg.map((l) => l.toFixed(2)).join(' ')}`,
+      `${opts.sensors} sensors, ${opts.publishers} publishers, QoS 1; ${machine.cpus} CPUs, load ${machine.loadavg.map((l) => l.toFixed(2)).join(' ')}` +
+      `${opts.appNodeOptions ? `; app NODE_OPTIONS "${opts.appNodeOptions}"` : ''}`,
   );
   const broker = await startBroker(tmpDir, { maxInflight: opts.maxInflight });
   log(`bench broker: mosquitto pid ${broker.pid} on ${broker.url} (max_queued_messages 0 = unlimited, max_inflight_messages ${opts.maxInflight})`);
