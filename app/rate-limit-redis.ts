@@ -18,6 +18,7 @@
  *   answers again. A call that timed out may still be counted by Redis later (stricter, not looser).
  */
 import Redis, { type RedisOptions } from 'ioredis';
+import { withTimeout } from '../nodes/shared/timers';
 import { maskUrlsIn } from '../nodes/shared/redact';
 import { chainLimiters, type ChainedBucket, type RateLimiter, type SharedRateLimits, type TakeResult } from './rate-limit';
 
@@ -182,22 +183,6 @@ export interface RedisRateLimitsOptions {
   now?: () => number;
 }
 
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
-}
-
 /** Waits for `p`, at most `ms`. */
 async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -255,7 +240,7 @@ export class RedisRateLimits implements SharedRateLimits {
   private async take(shared: RedisTokenBucketLimiter, local: { take(key: string): TakeResult }, key: string): Promise<TakeResult> {
     if (this.closed || this.client.status !== 'ready' || Date.now() < this.skipUntil) return local.take(key);
     try {
-      const verdict = await within(shared.take(key), this.timeoutMs);
+      const verdict = await withTimeout(shared.take(key), this.timeoutMs, `no answer within ${this.timeoutMs} ms`);
       this.markUp();
       return verdict;
     } catch (err) {

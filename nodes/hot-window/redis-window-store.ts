@@ -19,6 +19,7 @@ import Redis, { type RedisOptions } from 'ioredis';
 import { BroadcastListeners, TickBatcher, unsubscribeHandle, type BroadcastListener, type Unsubscribe } from './broadcast';
 import { LEAD_SCRIPT, RELEASE_SCRIPT, assertLeadArgs } from './leadership';
 import type { Reading, WindowEntry, WindowSnapshot } from '../shared/types';
+import { withTimeout } from '../shared/timers';
 import {
   assertContextName,
   assertSensorKey,
@@ -129,22 +130,6 @@ export function defaultRedisOptions(): RedisOptions {
     enableAutoPipelining: true,
     retryStrategy: (times: number) => Math.min(times * 250, 5000),
   };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** A redis URL without its password, for logs. */
@@ -399,7 +384,7 @@ export class RedisWindowStore implements WindowStore {
 
   async ping(): Promise<void> {
     this.assertOpen();
-    await withTimeout(this.run(() => this.client.ping()), this.pingTimeoutMs, 'redis ping');
+    await withTimeout(this.run(() => this.client.ping()), this.pingTimeoutMs, `redis ping timed out after ${this.pingTimeoutMs} ms`);
   }
 
   async close(): Promise<void> {
@@ -414,7 +399,7 @@ export class RedisWindowStore implements WindowStore {
       // loop, so disconnect() then (and as the fallback).
       if (this.client.status === 'ready') {
         try {
-          await withTimeout(this.client.quit(), 2000, 'redis quit');
+          await withTimeout(this.client.quit(), 2000, 'redis quit timed out after 2000 ms');
         } catch {
           this.client.disconnect();
         }
@@ -459,7 +444,7 @@ export class RedisWindowStore implements WindowStore {
     await withTimeout(
       Promise.all(names.map((n) => this.client.hypervoltRelease(this.lockKey(n), this.leaderToken))),
       1000,
-      'releasing leadership',
+      'releasing leadership timed out after 1000 ms',
     ).catch(() => undefined);
   }
 
