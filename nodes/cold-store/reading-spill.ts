@@ -29,14 +29,8 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
-interface Row {
+interface Row extends Reading {
   id: number;
-  sensor_type: string;
-  sensor_id: string;
-  value: number;
-  unit: string;
-  location: string;
-  timestamp: string;
 }
 
 export class ReadingSpill {
