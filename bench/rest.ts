@@ -2,8 +2,17 @@
  * The REST read check: many readings stored (generated in PostgreSQL by generate_series, in time
  * order as they would arrive), hot windows filled through MQTT, then each read endpoint driven
  * by 10 keep-alive connections for a few seconds: requests/s and latency.
+ * Like autocannon, every connection repeats the same request (buffer: the same few), so
+ * concurrent identical reads share one database query in the app (readings.ts); the machine's
+ * load average and the client's own CPU time per request are kept with each result, as this
+ * client runs on the same cores as the app and PostgreSQL.
  */
+import { execFileSync } from 'child_process';
+import fs from 'fs';
 import http from 'http';
+import os from 'os';
+import { performance } from 'perf_hooks';
+import { isMainThread, parentPort, Worker, workerData } from 'worker_threads';
 import type { Pool } from 'pg';
 import { monoMs } from './load';
 import { SampleBuffer, summarize, type Summary } from './stats';
@@ -64,6 +73,10 @@ export interface HttpLoadResult {
   /** Size of the first response body (bytes), for context. */
   bodyBytes: number;
   latency: Summary;
+  /** The machine's 1-minute load average when the endpoint's run ended (other work shows here). */
+  loadAvg1: number;
+  /** CPU time of the client's thread per request, ms (NaN where /proc is not readable): it shares the cores with the app. */
+  clientCpuMs: number;
 }
 
 function get(agent: http.Agent, url: string): Promise<{ status: number; bytes: number }> {
@@ -79,18 +92,44 @@ function get(agent: http.Agent, url: string): Promise<{ status: number; bytes: n
   });
 }
 
-/**
- * Drives `nextPath()` (called per request) with `connections` concurrent keep-alive connections
- * for `seconds`, after a short warm-up that is not counted.
- */
-export async function httpLoad(
-  name: string,
-  baseUrl: string,
-  nextPath: () => string,
-  seconds: number,
-  connections = 10,
-  displayPath?: string,
-): Promise<HttpLoadResult> {
+interface LoadJob {
+  name: string;
+  baseUrl: string;
+  /** Requested in turn, round and round. */
+  paths: string[];
+  seconds: number;
+  connections: number;
+  displayPath: string;
+}
+
+const WORKER_KIND = 'hv-bench-http-load';
+
+/** The paths `nextPath` yields, one cycle of them (it may count, e.g. over the sensors), at most 10 000. */
+function pathCycle(nextPath: () => string): string[] {
+  const first = nextPath();
+  const paths = [first];
+  for (let p = nextPath(); p !== first && paths.length < 10_000; p = nextPath()) paths.push(p);
+  return paths;
+}
+
+/** CPU seconds of the calling thread (Linux /proc/thread-self), or NaN. */
+function threadCpuSeconds(): number {
+  try {
+    const text = fs.readFileSync('/proc/thread-self/stat', 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const tck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    return (Number(f[11]) + Number(f[12])) / tck;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The measurement itself (in the worker thread). */
+async function runLoad(job: LoadJob): Promise<HttpLoadResult> {
+  const now = () => performance.now();
+  const { baseUrl, paths, connections } = job;
+  let next = 0;
+  const nextPath = () => paths[next++ % paths.length];
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   try {
     let bodyBytes = 0;
@@ -101,26 +140,28 @@ export async function httpLoad(
     const lat = new SampleBuffer(1 << 14);
     const failures: Record<string, number> = {};
     let requests = 0;
-    const t0 = monoMs();
-    const end = t0 + seconds * 1000;
+    const cpu0 = threadCpuSeconds();
+    const t0 = now();
+    const end = t0 + job.seconds * 1000;
     const loop = async () => {
-      while (monoMs() < end) {
-        const s = monoMs();
+      while (now() < end) {
+        const s = now();
         try {
           const r = await get(agent, baseUrl + nextPath());
           if (r.status !== 200) failures[String(r.status)] = (failures[String(r.status)] ?? 0) + 1;
         } catch {
           failures.error = (failures.error ?? 0) + 1;
         }
-        lat.push(monoMs() - s);
+        lat.push(now() - s);
         requests++;
       }
     };
     await Promise.all(Array.from({ length: connections }, loop));
-    const elapsed = (monoMs() - t0) / 1000;
+    const elapsed = (now() - t0) / 1000;
+    const cpu = threadCpuSeconds() - cpu0;
     return {
-      name,
-      path: displayPath ?? nextPath(),
+      name: job.name,
+      path: job.displayPath,
       seconds: elapsed,
       connections,
       requests,
@@ -128,8 +169,47 @@ export async function httpLoad(
       failures,
       bodyBytes,
       latency: summarize(lat.values()),
+      loadAvg1: os.loadavg()[0],
+      clientCpuMs: requests > 0 ? (cpu * 1000) / requests : NaN,
     };
   } finally {
     agent.destroy();
   }
+}
+
+/**
+ * Drives the paths of `nextPath()` (one cycle of them, requested in turn) with `connections`
+ * concurrent keep-alive connections for `seconds`, after a short warm-up that is not counted.
+ * The client runs in a worker thread of its own, as autocannon runs in a process of its own: on
+ * the bench's main thread (which also holds the ingest runs' state) the bench process spent
+ * 0.8-1.1 ms of CPU per `recent` request (179 KB), in its own thread the client spends 0.2-0.4 ms
+ * (measured, 5 M readings), CPU that the app and PostgreSQL get back on a 2-core machine.
+ */
+export async function httpLoad(
+  name: string,
+  baseUrl: string,
+  nextPath: () => string,
+  seconds: number,
+  connections = 10,
+  displayPath?: string,
+): Promise<HttpLoadResult> {
+  const paths = pathCycle(nextPath);
+  const job: LoadJob = { name, baseUrl, paths, seconds, connections, displayPath: displayPath ?? paths[0] };
+  const worker = new Worker(__filename, { workerData: { kind: WORKER_KIND, job } });
+  try {
+    return await new Promise<HttpLoadResult>((resolve, reject) => {
+      worker.once('message', (m: { result?: HttpLoadResult; error?: string }) => (m.result ? resolve(m.result) : reject(new Error(m.error))));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the HTTP load worker exited with code ${code}`)));
+    });
+  } finally {
+    void worker.terminate();
+  }
+}
+
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === WORKER_KIND) {
+  runLoad((workerData as { job: LoadJob }).job).then(
+    (result) => parentPort!.postMessage({ result }),
+    (err: unknown) => parentPort!.postMessage({ error: String((err as Error)?.stack ?? err) }),
+  );
 }

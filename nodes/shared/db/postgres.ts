@@ -3,9 +3,10 @@
  * left alone, other code in the same process may rely on them): int8 → number (ids and counts
  * stay far below 2^53), timestamptz/timestamp → ISO 8601 with milliseconds and `Z`.
  */
+import { createHash } from 'crypto';
 import { Pool, TypeOverrides } from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
-import type { OpenDatabaseOptions, SqlDatabase, SqlExecutor } from './types';
+import type { OpenDatabaseOptions, QueryOptions, SqlDatabase, SqlExecutor } from './types';
 
 const OID_INT8 = 20;
 const OID_TIMESTAMP = 1114;
@@ -59,11 +60,29 @@ function asArray(params?: readonly unknown[]): unknown[] {
   return params ? [...params] : [];
 }
 
+const statementNames = new Map<string, string>();
+
+/**
+ * The name of the prepared statement for `sql`: derived from its text, so one name always means
+ * one text (pg refuses a name reused for another text on a connection). Bounded: our statements
+ * are a fixed handful.
+ */
+export function preparedName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (!name) {
+    name = `hv_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+    if (statementNames.size < 1000) statementNames.set(sql, name);
+  }
+  return name;
+}
+
 class PgExecutor implements SqlExecutor {
   readonly dialect = 'postgres' as const;
   constructor(private readonly target: Pool | PoolClient) {}
-  async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-    const res = await this.target.query<QueryResultRow>(sql, asArray(params));
+  async query<T>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
+    const res = options?.prepared
+      ? await this.target.query<QueryResultRow>({ name: preparedName(sql), text: sql, values: asArray(params) })
+      : await this.target.query<QueryResultRow>(sql, asArray(params));
     return res.rows as T[];
   }
   async execute(sql: string, params?: readonly unknown[]): Promise<number> {

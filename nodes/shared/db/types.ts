@@ -11,11 +11,21 @@ export type { Reading, ReadingRow };
 
 export type Dialect = 'postgres' | 'sqlite';
 
+export interface QueryOptions {
+  /**
+   * Keep the statement parsed and planned on each connection (PostgreSQL: a named prepared
+   * statement; SQLite prepares and caches every statement anyway). For hot statements without
+   * parameters only: with parameters PostgreSQL may switch to a generic plan after five runs,
+   * which is not what a skewed filter wants.
+   */
+  prepared?: boolean;
+}
+
 /** Runs statements. SQL is always ours and written once with `$1..$n` placeholders. */
 export interface SqlExecutor {
   readonly dialect: Dialect;
   /** One statement; returns its rows (raw driver values, see repositories for conversion). */
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]>;
   /** One statement; returns the number of rows it changed. */
   execute(sql: string, params?: readonly unknown[]): Promise<number>;
 }
@@ -147,6 +157,7 @@ export interface ReadingRepository {
   findByKeys(keys: readonly ReadingKey[]): Promise<ReadingRow[]>;
   /** insertMany + findByKeys for the duplicates: the stored row of every input, in input order. */
   saveMany(readings: readonly Reading[]): Promise<SaveReadingsResult>;
+  /** Concurrent identical calls of `list`, `latest` and `recent` share one query (see readings.ts). */
   list(options: ListOptions<ReadingFilters>): Promise<ListResult<ReadingRow>>;
   get(id: number): Promise<ReadingRow | undefined>;
   /** Newest row of each (sensor_type, sensor_id), computed in the database. */
