@@ -7,11 +7,13 @@
  * - `sensors`: the registry, a sorted set of `type:id` scored by the server time of the last push.
  * - `context`: a hash of named JSON values (latest carbon intensity, weather); no expiry.
  * - `leader:{name}`: a leadership lock (the token of the store that holds it), with expiry.
- * - channel `broadcast`: pub/sub, one JSON array of messages per PUBLISH; received on a second
- *   connection of the store's own (a subscribed connection can send nothing else).
+ * - channel `broadcast`: pub/sub, one JSON array of messages per PUBLISH, after a line
+ *   `@{origin}` naming the store that sent it; received on a second connection of the store's own
+ *   (a subscribed connection can send nothing else). A store delivers its own messages to its own
+ *   listeners at once and skips them when they come back from Redis: one round trip less on the
+ *   way to its WebSocket clients, the same exactly-once for every instance.
  *
- * A push is ONE Lua script call (atomic, no read-modify-write from the client); a batch is one
- * pipeline of them. Times in the registry come from the Redis server (TIME) so that several
+ * The pushes of one tick are ONE Lua script call (atomic, no read-modify-write from the client). Times in the registry come from the Redis server (TIME) so that several
  * instances with skewed clocks agree on who is active.
  */
 import { randomUUID } from 'crypto';
@@ -168,6 +170,8 @@ export class RedisWindowStore implements WindowStore {
   readonly broadcastChannel: string;
   /** Identifies this store as a lock holder (one per instance, new at every start). */
   private readonly leaderToken = randomUUID();
+  /** The first line of this store's broadcasts (`@{token}` and a newline). */
+  private readonly origin = `@${this.leaderToken}\n`;
   private readonly heldLocks = new Set<string>();
   private readonly broadcast: TickBatcher;
   /** Pushes of the current tick, sent together (pushMany). */
@@ -207,7 +211,8 @@ export class RedisWindowStore implements WindowStore {
     this.client.defineCommand('hypervoltLead', { numberOfKeys: 1, lua: LEAD_SCRIPT });
     this.client.defineCommand('hypervoltRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
     this.broadcast = new TickBatcher(async (text) => {
-      await this.run(() => this.client.publish(this.broadcastChannel, text));
+      this.listeners.deliver(text); // this instance's own listeners: not through Redis
+      await this.run(() => this.client.publish(this.broadcastChannel, `${this.origin}${text}`));
     });
     this.listeners = new BroadcastListeners((err) => this.logger?.warn(`hot store broadcast: ${err.message}`));
     this.stateHolder = new StoreStateHolder(this.client.status === 'ready' ? 'connected' : 'disconnected');
@@ -474,7 +479,11 @@ export class RedisWindowStore implements WindowStore {
       this.subscriberError = undefined;
     });
     sub.on('message', (channel: string, text: string) => {
-      if (channel === this.broadcastChannel) this.listeners.deliver(text);
+      if (channel !== this.broadcastChannel) return;
+      if (!text.startsWith('@')) return this.listeners.deliver(text); // no origin: a plain JSON array
+      if (text.startsWith(this.origin)) return; // ours: delivered when it was published
+      const eol = text.indexOf('\n');
+      if (eol > 0) this.listeners.deliver(text.slice(eol + 1));
     });
     // Pending for good when the connection closes first: nobody is listening then anyway.
     this.subscribed = new Promise<void>((resolve) => {

@@ -564,12 +564,39 @@ describe('on a real Redis', function () {
       subs.forEach((u) => u());
     });
 
+    it("a store's own messages reach its own listeners at once (not through Redis), once; a plain JSON array from elsewhere is delivered too", async () => {
+      const a = await make('bc-local');
+      const b = await make('bc-local');
+      const gotA: unknown[] = [];
+      const gotB: unknown[] = [];
+      const offA = a.subscribe((m) => gotA.push(m));
+      // Not waiting for the subscription: a's own message is delivered to a's listener anyway.
+      await a.publish([{ n: 1 }]);
+      assert.deepEqual(gotA, [{ n: 1 }], 'delivered when published');
+      await offA.ready;
+      const offB = b.subscribe((m) => gotB.push(m));
+      await offB.ready;
+      await a.publish([{ n: 2 }]);
+      await admin.publish(a.broadcastChannel, JSON.stringify([{ n: 3 }]));
+      await until(() => gotB.length >= 2 && gotA.length >= 3);
+      await sleep(100);
+      assert.deepEqual(gotA, [{ n: 1 }, { n: 2 }, { n: 3 }], 'its own once (skipped when they come back from Redis)');
+      assert.deepEqual(gotB, [{ n: 2 }, { n: 3 }]);
+      offA();
+      offB();
+    });
+
     it('the messages of one tick are one PUBLISH of a JSON array (at most 1000 per PUBLISH)', async () => {
       const store = await make('bc-batch');
       const raw = admin.duplicate();
       try {
         const batches: unknown[][] = [];
-        raw.on('message', (_channel: string, text: string) => batches.push(JSON.parse(text)));
+        const origins = new Set<string>();
+        raw.on('message', (_channel: string, text: string) => {
+          const eol = text.indexOf('\n');
+          origins.add(text.slice(0, eol)); // `@{origin}`: the store that sent it
+          batches.push(JSON.parse(text.slice(eol + 1)));
+        });
         await raw.subscribe(store.broadcastChannel);
         assert.equal(store.broadcastChannel, `${SUITE_PREFIX}bc-batch:broadcast`);
         await Promise.all(Array.from({ length: 500 }, (_, i) => store.publish([{ i }])));
@@ -583,6 +610,8 @@ describe('on a real Redis', function () {
         await sleep(50);
         assert.deepEqual(batches.map((b) => b.length), [1000, 1000, 500]);
         assert.deepEqual(batches.flat(), Array.from({ length: 2500 }, (_, i) => ({ i })));
+        assert.equal(origins.size, 1);
+        assert.match([...origins][0], /^@[0-9a-f-]{36}$/);
       } finally {
         raw.disconnect();
       }
