@@ -150,7 +150,7 @@ export = function (RED: NodeAPI) {
         if (wantRows) m.payload = parsed.single ? rows?.[0] : rows;
         send(msg);
         done();
-      });
+      }, m.req === undefined); // an HTTP request waits for its rows: never spilled
       status.request();
     });
 

@@ -83,9 +83,13 @@ export class SpillingWriter<R> {
     return (this.spill && !this.spill.isClosed ? this.spill.count : 0) + this.spilling;
   }
 
-  /** Queues one message's readings, or spills them (see the bounds above). `callback` once. */
-  add(items: Reading[], callback: WriteCallback<R>): void {
-    if (this.shouldSpill(items.length)) {
+  /**
+   * Queues one message's readings, or spills them (see the bounds above). `callback` once.
+   * `maySpill` false: never to the file (a caller that needs the stored rows, e.g. an HTTP request
+   * waiting for its answer, waits in memory instead).
+   */
+  add(items: Reading[], callback: WriteCallback<R>, maySpill = true): void {
+    if (maySpill && this.shouldSpill(items.length)) {
       const spill = this.spill as ReadingSpill;
       this.spilling += items.length;
       spill.append(items).then(

@@ -513,6 +513,42 @@ describe('cold-store node', function () {
       assert.ok(!logged.includes('s3cretPassw0rd'), 'no password in the log');
     });
 
+    it('spills readings beyond spillAfter to its file (done, not sent on); an HTTP request is never spilled: it waits', async () => {
+      const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'hv-cs-spill-'));
+      const spillPath = path.join(dir, 'spill.db');
+      try {
+        await helper.load(NODES, withXY([
+          ...flow(URL_DOWN, { operation: 'list-readings' }, ['writer']),
+          { id: 'writer', z: 'f1', type: 'cold-store', database: 'db', operation: 'write-readings', spillPath, spillAfter: 2, wires: [['out']] },
+        ]));
+        const got = collect('out', 'completed', 'caught');
+        const db = helper.getNode('db');
+        await until(() => db.state === 'down', 'the database to be down');
+        const writer = helper.getNode('writer');
+        writer.receive({ payload: reading(1, { timestamp: ago(1000) }) }); // its failed flush tells the writer
+        await until(() => !(writer.stats as () => BatcherStats)().connected, 'the writer to see the outage');
+        writer.receive({ payload: reading(2, { timestamp: ago(2000) }) });
+        writer.receive({ payload: reading(3, { timestamp: ago(3000) }) }); // beyond spillAfter: spilled
+        writer.receive({ payload: reading(4, { timestamp: ago(4000) }) }); // spilled
+        writer.receive({ payload: reading(5, { timestamp: ago(5000) }), req: req('/api/sensor-readings/'), res: {} }); // waits
+        await until(() => got.completed.length === 2, 'the spilled messages to complete');
+        await wait(300);
+        assert.equal(got.completed.length, 2, 'only the spilled ones completed');
+        assert.equal(got.out.length, 0, 'nothing sent on: not stored yet');
+        assert.equal(got.caught.length, 0, 'no error');
+        const stats = (writer.stats as () => BatcherStats & { spilled: number })();
+        assert.equal(stats.spilled, 2);
+        assert.equal(stats.queued + stats.inFlight, 3, 'the first two and the HTTP request wait in memory');
+        const shown = () => lastStatus('writer') as { fill?: string; text?: string } | undefined;
+        await until(() => shown()?.text === 'database down · 3 waiting · 2 spilled to disk', 'the status to show the spill');
+        assert.equal(shown()?.fill, 'yellow');
+        assert.ok(fs.existsSync(spillPath));
+      } finally {
+        await helper.unload();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('answers 503 when no database is configured', async () => {
       const f = flow('').map((n) => (n.id === 'cs' ? { ...n, database: '', operation: 'latest-readings' } : n));
       await helper.load(NODES, f.filter((n) => n.id !== 'db'));
