@@ -22,7 +22,7 @@ import {
   type SharedRateLimits,
 } from '../../app/rate-limit';
 import { RedisRateLimits, RedisTokenBucketLimiter, rateLimitKey, rateLimitRedisOptions } from '../../app/rate-limit-redis';
-import { REDIS_PREFIX, REDIS_URL, RUN_ID, requireService } from '../support/services';
+import { deleteRedisKeys, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID } from '../support/services';
 
 const SUITE_PREFIX = `${REDIS_PREFIX}rl:`;
 let prefixCount = 0;
@@ -30,14 +30,6 @@ let prefixCount = 0;
 const freshPrefix = () => `${SUITE_PREFIX}${++prefixCount}:`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function deleteKeys(client: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    if (keys.length) await client.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 interface Logged {
   warn: string[];
@@ -218,7 +210,7 @@ describe('rate limits in Redis', function () {
   });
   after(async () => {
     if (!admin) return;
-    await deleteKeys(admin, `${SUITE_PREFIX}*`);
+    await deleteRedisKeys(admin, `${SUITE_PREFIX}*`);
     assert.deepEqual(await admin.keys(`${SUITE_PREFIX}*`), []);
     await admin.quit();
   });

@@ -9,7 +9,7 @@ import { ManualClock } from '../../nodes/shared/clock';
 import type { WindowStore } from '../../nodes/hot-window/window-store';
 import { MemoryWindowStore } from '../../nodes/hot-window/memory-window-store';
 import { RedisWindowStore } from '../../nodes/hot-window/redis-window-store';
-import { REDIS_PREFIX, REDIS_URL, requireService } from '../support/services';
+import { deleteRedisKeys, REDIS_PREFIX, REDIS_URL, requireService } from '../support/services';
 
 interface StoreHarness {
   store: WindowStore;
@@ -419,14 +419,6 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-async function deleteKeys(client: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    if (keys.length) await client.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 async function redisStore(opts: { size?: number; ttlSeconds?: number }): Promise<StoreHarness> {
   // Each store its own prefix: no test sees another's keys.
@@ -444,7 +436,7 @@ describe('on a real Redis', function () {
   });
   after(async () => {
     if (!admin) return;
-    await deleteKeys(admin, `${SUITE_PREFIX}*`);
+    await deleteRedisKeys(admin, `${SUITE_PREFIX}*`);
     assert.deepEqual(await admin.keys(`${SUITE_PREFIX}*`), []);
     await admin.quit();
   });

@@ -7,7 +7,7 @@ import hotWindowNode = require('../../nodes/hot-window/hot-window');
 import hotStoreNode = require('../../nodes/hypervolt-hot-store/hypervolt-hot-store');
 import databaseNode = require('../../nodes/hypervolt-database/hypervolt-database');
 import os from 'os';
-import { REDIS_PREFIX, REDIS_URL, requireService } from '../support/services';
+import { deleteRedisKeys, REDIS_PREFIX, REDIS_URL, requireService } from '../support/services';
 
 helper.init(require.resolve('node-red'));
 
@@ -106,12 +106,7 @@ async function run(c: Collected, op: (typeof OPS)[number], msg: Msg): Promise<Ms
 async function deleteKeys(pattern: string): Promise<void> {
   const client = new Redis(REDIS_URL);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      if (keys.length) await client.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteRedisKeys(client, pattern);
   } finally {
     await client.quit();
   }

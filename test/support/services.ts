@@ -4,6 +4,7 @@
  * fails the run; elsewhere the tests that need it are skipped with a clear reason.
  */
 import { randomBytes } from 'crypto';
+import type Redis from 'ioredis';
 import net from 'net';
 import { Client } from 'pg';
 
@@ -76,4 +77,14 @@ export async function createTestDatabase(label = 'db'): Promise<{ url: string; d
       }
     },
   };
+}
+
+/** Deletes the keys matching `pattern` (SCAN, so a big keyspace is never blocked). */
+export async function deleteRedisKeys(client: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length) await client.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
 }
