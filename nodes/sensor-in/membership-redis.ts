@@ -7,15 +7,11 @@
  */
 import Redis, { type RedisOptions } from 'ioredis';
 import type { MemberInfo, MembershipStore } from './adoption';
+import { RELEASE_SCRIPT } from '../hot-window/leadership';
 
 /** KEYS[1] lock; ARGV[1] token, ARGV[2] ttl ms: extends the lock only while the token holds it. */
 const RENEW_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`;
-/** KEYS[1] lock; ARGV[1] token: deletes the lock only while the token holds it. */
-const UNLOCK_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
 /** KEYS[1] heartbeat, KEYS[2] hash; ARGV[1] client id: forgets the member unless it is alive again. */
@@ -97,7 +93,7 @@ export class RedisMembershipStore implements MembershipStore {
   }
 
   async unlock(clientId: string, token: string): Promise<void> {
-    await this.redis.eval(UNLOCK_SCRIPT, 1, this.lockKey(clientId), token);
+    await this.redis.eval(RELEASE_SCRIPT, 1, this.lockKey(clientId), token);
   }
 
   async locked(clientId: string): Promise<boolean> {
