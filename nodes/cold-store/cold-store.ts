@@ -8,6 +8,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { Reading, ReadingRow } from '../shared/types';
 import { DatabaseProvider, DatabaseUnavailableError } from '../hypervolt-database/database-connection';
 import { ReadingBatcher, isPermanentFailure } from './reading-batcher';
+import { dataDir, envText } from '../shared/node-settings';
 import { ReadingSpill } from './reading-spill';
 import { SpillingWriter } from './spilling-writer';
 import { completions } from '../shared/spool/tracker';
@@ -90,9 +91,8 @@ export = function (RED: NodeAPI) {
     /** The spill file, where there is a place for it (created on the first spill, not before). */
     function openSpill(): ReadingSpill | null {
       if (config.spill === 'off') return null;
-      const configured = String(config.spillPath ?? '').trim();
-      const file = configured.includes('${') ? String(RED.util.evaluateNodeProperty(configured, 'env', node, {} as never) ?? '').trim() : configured;
-      const dir = String(RED.util.getSetting(node, 'DATA_DIR') ?? '') || String(RED.settings.userDir ?? '');
+      const file = envText(RED, node, config.spillPath);
+      const dir = dataDir(RED, node);
       if (!file && !dir) return null;
       try {
         return new ReadingSpill(file || path.join(dir, `cold-spill-${node.id}.db`));

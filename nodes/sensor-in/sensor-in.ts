@@ -10,6 +10,7 @@
 import path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { HotStoreConfigNode } from '../hypervolt-hot-store/hot-store-config';
+import { dataDir, envText } from '../shared/node-settings';
 import { Spool, type SpoolEntry, type SpoolSink } from '../shared/spool/spool';
 import { completions } from '../shared/spool/tracker';
 import { shareGroupOf } from './adoption';
@@ -52,15 +53,10 @@ export = function (RED: NodeAPI) {
     RED.nodes.createNode(this, config);
     const node = this;
     const t = (key: string, params?: Record<string, string | number>) => RED._(`sensor-in.${key}`, params);
-    // `${VAR}` anywhere in a value (Node-RED itself only substitutes whole-value `${VAR}`).
-    const env = (v: unknown) => {
-      const s = String(v ?? '').trim();
-      return s.includes('${') ? String(RED.util.evaluateNodeProperty(s, 'env', node, {} as never) ?? '').trim() : s;
-    };
+    const env = (v: unknown) => envText(RED, node, v);
     const fromEnv = (name?: string) => (name ? String(RED.util.getSetting(node, name) ?? '') : '');
     const creds = node.credentials ?? {};
-    const dataDir = String(RED.util.getSetting(node, 'DATA_DIR') ?? '') || String(RED.settings.userDir ?? '.');
-    const spoolFile = path.resolve(env(config.spoolPath) || path.join(dataDir, 'spool.db'));
+    const spoolFile = path.resolve(env(config.spoolPath) || path.join(dataDir(RED, node) || '.', 'spool.db'));
     const release = config.release === 'sent' ? 'sent' : 'stored';
 
     let spool: Spool;
