@@ -18,32 +18,34 @@ const PAYLOAD = Buffer.from(
   JSON.stringify({ sensor_type: 'temperature', sensor_id: 'living_room_1', value: 21.4, unit: 'celsius', location: 'living_room', timestamp: '2026-01-26T08:00:00.000Z' }),
 );
 
-async function spoolRate(dir: string, sync: 'FULL' | 'NORMAL', burst: number, total: number): Promise<number> {
-  const file = path.join(dir, `spool-${sync}-${burst}.db`);
-  const spool = new Spool(file, { synchronous: sync });
+/** Appends per second: `total` appends in bursts of `burst` started in one tick, each burst awaited. */
+async function appendRate(burst: number, total: number, append: (i: number) => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();
   for (let done = 0; done < total; done += burst) {
-    const batch: Array<Promise<number>> = [];
-    for (let i = 0; i < burst; i++) batch.push(spool.append({ topic: 'hypervolt/sensors/living_room/temperature', payload: PAYLOAD, receivedAt: Date.now() }));
+    const batch: Array<Promise<unknown>> = [];
+    for (let i = 0; i < burst; i++) batch.push(append(done + i));
     await Promise.all(batch);
   }
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  spool.close();
-  return total / s;
+  return total / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+async function spoolRate(dir: string, sync: 'FULL' | 'NORMAL', burst: number, total: number): Promise<number> {
+  const spool = new Spool(path.join(dir, `spool-${sync}-${burst}.db`), { synchronous: sync });
+  try {
+    return await appendRate(burst, total, () => spool.append({ topic: 'hypervolt/sensors/living_room/temperature', payload: PAYLOAD, receivedAt: Date.now() }));
+  } finally {
+    spool.close();
+  }
 }
 
 async function spillRate(dir: string, burst: number, total: number): Promise<number> {
   const spill = new ReadingSpill(path.join(dir, `spill-${burst}.db`));
   const reading = JSON.parse(PAYLOAD.toString()) as Parameters<ReadingSpill['append']>[0][number];
-  const t0 = process.hrtime.bigint();
-  for (let done = 0; done < total; done += burst) {
-    const batch: Array<Promise<void>> = [];
-    for (let i = 0; i < burst; i++) batch.push(spill.append([{ ...reading, timestamp: new Date(done + i).toISOString() }]));
-    await Promise.all(batch);
+  try {
+    return await appendRate(burst, total, (i) => spill.append([{ ...reading, timestamp: new Date(i).toISOString() }]));
+  } finally {
+    spill.close();
   }
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  spill.close();
-  return total / s;
 }
 
 async function main(): Promise<void> {
