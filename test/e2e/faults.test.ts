@@ -28,6 +28,31 @@ import { createTestDatabase, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID, TO
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+interface Counters {
+  acked: number;
+  ackTimes: number[];
+}
+
+/** Publishes QoS 1 at `rate` per second (ticks of 50 ms); resolves when every PUBACK is in. */
+async function publishAt(client: mqtt.MqttClient, items: Array<[string, string]>, rate: number, counters: Counters): Promise<void> {
+  const perTick = Math.max(1, Math.round(rate / 20));
+  const acks: Array<Promise<unknown>> = [];
+  const t0 = Date.now();
+  for (let i = 0, tick = 0; i < items.length; i += perTick, tick++) {
+    for (const [t, p] of items.slice(i, i + perTick)) {
+      acks.push(
+        client.publishAsync(t, p, { qos: 1 }).then(() => {
+          counters.acked++;
+          counters.ackTimes.push(Date.now());
+        }),
+      );
+    }
+    const due = t0 + (tick + 1) * 50 - Date.now();
+    if (due > 0) await wait(due);
+  }
+  await Promise.all(acks);
+}
+
 /** The pid of the app started on `dataDir` (our own child: found by its DATA_DIR). */
 function appPid(dataDir: string): number {
   for (const d of fs.readdirSync('/proc')) {
@@ -347,30 +372,8 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
   const reading = (id: string, i: number) =>
     JSON.stringify({ sensor_type: 'ldr', sensor_id: id, value: i % 1000, unit: 'lux', timestamp: new Date(base + i).toISOString() });
 
-  interface Counters {
-    acked: number;
-    ackTimes: number[];
-  }
-
-  /** Publishes QoS 1 at `rate` per second (ticks of 50 ms); resolves when every PUBACK is in. */
-  async function publishPaced(items: Array<[string, string]>, rate: number, counters: Counters): Promise<void> {
-    const perTick = Math.max(1, Math.round(rate / 20));
-    const acks: Array<Promise<unknown>> = [];
-    const t0 = Date.now();
-    for (let i = 0, tick = 0; i < items.length; i += perTick, tick++) {
-      for (const [t, p] of items.slice(i, i + perTick)) {
-        acks.push(
-          pub.publishAsync(t, p, { qos: 1 }).then(() => {
-            counters.acked++;
-            counters.ackTimes.push(Date.now());
-          }),
-        );
-      }
-      const due = t0 + (tick + 1) * 50 - Date.now();
-      if (due > 0) await wait(due);
-    }
-    await Promise.all(acks);
-  }
+  /** `publishAt` on this describe's publisher. */
+  const publishPaced = (items: Array<[string, string]>, rate: number, counters: Counters) => publishAt(pub, items, rate, counters);
 
   async function stored(prefix: string): Promise<{ rows: number; distinct: number }> {
     const r = await pg.query(
@@ -884,8 +887,7 @@ describe('faults: real restarts of a private PostgreSQL cluster and Redis server
     const rate = 1000;
     const N = 10_000;
     const sensors = 20;
-    let acked = 0;
-    const acks: Array<Promise<unknown>> = [];
+    const counters: Counters = { acked: 0, ackTimes: [] };
     const t0 = Date.now();
     const faults: string[] = [];
     const injected = (async () => {
@@ -902,12 +904,8 @@ describe('faults: real restarts of a private PostgreSQL cluster and Redis server
       await pgServer!.restartImmediate();
       faults.push(`PostgreSQL immediate restart ${Date.now() - at} ms`);
     })();
-    for (let i = 0, tick = 0; i < N; i += rate / 20, tick++) {
-      for (let j = i; j < i + rate / 20; j++) acks.push(pub!.publishAsync(topic, reading(`rp${j % sensors}`, j), { qos: 1 }).then(() => acked++));
-      const due = t0 + (tick + 1) * 50 - Date.now();
-      if (due > 0) await wait(due);
-    }
-    await Promise.all([...acks, injected]);
+    const items: Array<[string, string]> = Array.from({ length: N }, (_, j) => [topic, reading(`rp${j % sensors}`, j)]);
+    await Promise.all([publishAt(pub!, items, rate, counters), injected]);
     const count = async () =>
       (await query<{ rows: number; distinct: number }>(
         "SELECT count(*)::int AS rows, count(DISTINCT (sensor_type, sensor_id, timestamp))::int AS distinct FROM sensor_readings WHERE starts_with(sensor_id, 'rp')",
@@ -937,10 +935,10 @@ describe('faults: real restarts of a private PostgreSQL cluster and Redis server
     while (!(windowsWhole = await whole().catch(() => false)) && Date.now() < wEnd) await wait(500);
     // eslint-disable-next-line no-console
     console.log(
-      `      real restarts (${faults.join(', ')}): attempted ${N}, acknowledged ${acked}, stored ${s.distinct}, lost ${N - s.distinct}, ` +
+      `      real restarts (${faults.join(', ')}): attempted ${N}, acknowledged ${counters.acked}, stored ${s.distinct}, lost ${N - s.distinct}, ` +
         `duplicates ${s.rows - s.distinct}, dead-lettered ${deadLettersIn(dataDir)}; all stored ${allStored - t0} ms after the first publish; hot windows whole: ${windowsWhole}`,
     );
-    assert.equal(acked, N);
+    assert.equal(counters.acked, N);
     assert.equal(s.distinct, N, `lost 0\n${app!.logs().slice(-3000)}`);
     assert.equal(s.rows, s.distinct, 'duplicates 0');
     assert.ok(windowsWhole, 'hot windows whole again');
