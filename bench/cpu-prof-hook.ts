@@ -28,6 +28,10 @@ if (dir) {
         session.post('Profiler.setSamplingInterval', { interval: 1000 }, (e2) => {
           if (fail('interval', e2)) return;
           session.post('Profiler.start', (e3) => void fail('start', e3));
+          // HVB_HEAP_PROF=1: V8's sampling heap profiler over the same span (where the garbage is allocated).
+          if (process.env.HVB_HEAP_PROF === '1') {
+            session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }, (e4) => void fail('heap start', e4));
+          }
         });
       });
       return;
@@ -40,5 +44,11 @@ if (dir) {
       fs.renameSync(`${file}.tmp`, file);
       session.post('Profiler.disable', () => undefined);
     });
+    if (process.env.HVB_HEAP_PROF === '1') {
+      session.post('HeapProfiler.stopSampling', (err, res) => {
+        if (fail('heap stop', err)) return;
+        fs.writeFileSync(path.join(dir, `app-${process.pid}-${n}.heapprofile`), JSON.stringify(res.profile));
+      });
+    }
   });
 }

@@ -42,6 +42,9 @@ export const HELP = `npm run bench [-- options]     (npm run bench:quick = --qui
   --max-inflight N        bench broker's max_inflight_messages (default 100)
   --profile               CPU-profile the app (node --cpu-prof) at --rates (default 20000);
                           app only, no REST check; prints where the time goes
+                          with HVB_HEAP_PROF=1 in the environment also V8's sampling heap
+                          profile over the same span (bench-results/*.heapprofile: where the
+                          garbage is allocated; open it in Chrome DevTools)
   --out FILE              JSON results file (default bench-results/bench-<time>.json)
   --app-node-options "…"  NODE_OPTIONS for the app's processes only, e.g. to compare V8 heap
                           settings: "--max-semi-space-size=32"

@@ -372,6 +372,8 @@ async function main(): Promise<number> {
   for (const { rate, file } of profileRuns) {
     const kept = path.join(resultsDir, `app-${stamp}-${rate}.cpuprofile`);
     fs.copyFileSync(file, kept);
+    const heap = file.replace(/\.cpuprofile$/, '.heapprofile');
+    if (fs.existsSync(heap)) fs.copyFileSync(heap, kept.replace(/\.cpuprofile$/, '.heapprofile'));
     profiles.push({ ...summarizeProfile(kept), file: path.relative(ROOT, kept), rate });
   }
 
