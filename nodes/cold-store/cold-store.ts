@@ -114,6 +114,23 @@ export = function (RED: NodeAPI) {
     provider?.connection.register(node.id);
     const unsubscribe = provider?.connection.onState(() => status.request());
 
+    /** Writes each reading as its own message, settling each; resolves with the first error. */
+    const eachAlone = (msgid: string | undefined, readings: Reading[]): Promise<Error | undefined> =>
+      Promise.all(
+        readings.map(
+          (r) =>
+            new Promise<Error | undefined>((resolve) => {
+              writer!.add([r], (err) => {
+                status.request();
+                if (!err) completions.stored(msgid, 1);
+                else if (isPermanentFailure(err)) completions.failed(msgid, [r], err.message);
+                else completions.forget(msgid); // replayed from the spool: stored once
+                resolve(err ?? undefined);
+              });
+            }),
+        ),
+      ).then((errors) => errors.find((e) => e !== undefined));
+
     node.on('input', (msg, send, done) => {
       const m = msg as unknown as ops.Msg;
       if (!batcher) {
@@ -138,6 +155,12 @@ export = function (RED: NodeAPI) {
       writer!.add(parsed.readings, (err, rows, spilled) => {
         status.request();
         if (err) {
+          // A msg of many readings (sensor-in's batches) refused for good: each reading again on
+          // its own, so the batcher's bisect isolates the poison one and the others are stored.
+          if (isPermanentFailure(err) && parsed.readings.length > 1 && m.req === undefined) {
+            eachAlone(msg._msgid, parsed.readings).then((first) => done(first ?? err));
+            return;
+          }
           // Refused by the database for good: dead-lettered. Anything else (queue full, closing):
           // the spool keeps the message and replays it on the next start.
           if (isPermanentFailure(err)) completions.failed(msg._msgid, parsed.readings, err.message);

@@ -15,9 +15,18 @@ import {
   parseTopic,
   rejectionMessage,
   resolveOptions,
+  validateMqttBatch,
   validatePayload,
+  type Rejection as ValidationRejection,
   type ResolvedOptions,
 } from './validate';
+
+/** Most readings in one msg sent on from a batch (cold-store takes at most 10 000 per msg). */
+const MAX_OUT_READINGS = 5000;
+
+function isMqttBatch(msg: NodeMessage): boolean {
+  return (msg as { batch?: unknown }).batch === 'mqtt' && Array.isArray(msg.payload);
+}
 
 interface SensorValidateDef extends NodeDef {
   mode?: string;
@@ -80,6 +89,41 @@ export = function (RED: NodeAPI) {
         done(new Error(RED._('sensor-validate.errors.misconfigured', { error: configError })));
         return;
       }
+      // A batch of MQTT messages (sensor-in, output "batch"): each against its own topic.
+      if (isMqttBatch(msg)) {
+        let batch;
+        try {
+          batch = validateMqttBatch(msg.payload as unknown[], options);
+        } catch (err) {
+          done(err as Error);
+          return;
+        }
+        const rejects: NodeMessage[] = batch.rejected.map(({ rejection, topic }) => ({
+          _msgid: msg._msgid,
+          ...rejectionMessage(rejection, parseTopic(topic)?.prefix),
+        }));
+        if (completions.has(msg._msgid)) {
+          const reasons = batch.rejected.map(({ rejection: r, entry }) => ({ reason: `${r.error.code}: ${r.error.message}`, reading: r.input, entry }));
+          completions.expect(msg._msgid, batch.accepted.length, reasons);
+        }
+        // The readings go on as arrays (at most MAX_OUT_READINGS each, one msg in the usual case),
+        // all with this msg's id: the spool entries wait for every one of them.
+        let out: NodeMessage | NodeMessage[] | null = null;
+        if (batch.accepted.length > 0 && batch.accepted.length <= MAX_OUT_READINGS) {
+          msg.payload = batch.accepted;
+          msg.rejected = batch.rejected.map(({ rejection: r, entry }) => ({ entry, index: r.index, error: r.error }));
+          out = msg;
+        } else if (batch.accepted.length > MAX_OUT_READINGS) {
+          out = [];
+          for (let i = 0; i < batch.accepted.length; i += MAX_OUT_READINGS) {
+            out.push({ _msgid: msg._msgid, payload: batch.accepted.slice(i, i + MAX_OUT_READINGS) });
+          }
+        }
+        if (out !== null || rejects.length > 0) send([out, rejects.length > 0 ? rejects : null]);
+        count(batch.accepted.length, batch.rejected.map(({ rejection }) => rejection));
+        done();
+        return;
+      }
       let result;
       try {
         result = validatePayload(msg.payload, msg.topic, options, (msg as { receivedAt?: number }).receivedAt);
@@ -109,14 +153,17 @@ export = function (RED: NodeAPI) {
         out = result.accepted.map((reading) => ({ _msgid: msg._msgid, topic: msg.topic, payload: reading }));
       }
       if (out !== null || rejects.length > 0) send([out, rejects.length > 0 ? rejects : null]);
-
-      accepted += result.accepted.length;
-      rejected += result.rejected.length;
-      countValidation(result.accepted.length, result.rejected.map((r) => r.error.code)); // for GET /metrics
-      lastCode = result.rejected.length > 0 ? result.rejected[result.rejected.length - 1].error.code : '';
-      scheduleStatus();
+      count(result.accepted.length, result.rejected);
       done();
     });
+
+    function count(acceptedNow: number, rejectedNow: readonly ValidationRejection[]): void {
+      accepted += acceptedNow;
+      rejected += rejectedNow.length;
+      countValidation(acceptedNow, rejectedNow.map((r) => r.error.code)); // for GET /metrics
+      lastCode = rejectedNow.length > 0 ? rejectedNow[rejectedNow.length - 1].error.code : '';
+      scheduleStatus();
+    }
 
     node.on('close', (_removed: boolean, done: () => void) => {
       if (statusTimer !== null) clearTimeout(statusTimer);

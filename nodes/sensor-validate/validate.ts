@@ -608,6 +608,32 @@ export function validatePayload(raw: unknown, topic: unknown, opts: ValidateOpti
   return { accepted, rejected };
 }
 
+/** What a batch of MQTT messages (sensor-in's batch output) gave. */
+export interface MqttBatchResult {
+  accepted: Reading[];
+  /** Each rejection with the message it came from: its index in the batch and its topic. */
+  rejected: Array<{ rejection: Rejection; entry: number; topic: unknown }>;
+}
+
+/**
+ * Validates a batch of MQTT messages (`[{topic, payload, receivedAt}]`, sensor-in's batch output),
+ * each message as `validatePayload` would on its own topic; the accepted readings of all of them
+ * in order. An item that is not such an object is rejected like a message without a payload.
+ */
+export function validateMqttBatch(items: readonly unknown[], opts: ValidateOptions | ResolvedOptions): MqttBatchResult {
+  const o = resolveOptions(opts);
+  const accepted: Reading[] = [];
+  const rejected: MqttBatchResult['rejected'] = [];
+  for (let entry = 0; entry < items.length; entry++) {
+    const item = items[entry];
+    const m = (typeof item === 'object' && item !== null ? item : {}) as { topic?: unknown; payload?: unknown; receivedAt?: unknown };
+    const r = validatePayload(m.payload, m.topic, o, typeof m.receivedAt === 'number' ? m.receivedAt : undefined);
+    for (let i = 0; i < r.accepted.length; i++) accepted.push(r.accepted[i]);
+    for (let i = 0; i < r.rejected.length; i++) rejected.push({ rejection: r.rejected[i], entry, topic: m.topic });
+  }
+  return { accepted, rejected };
+}
+
 function payloadError(
   rejected: Rejection[],
   ctx: ReadingContext,

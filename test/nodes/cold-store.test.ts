@@ -6,6 +6,7 @@ import helper from 'node-red-node-test-helper';
 import coldStoreNode = require('../../nodes/cold-store/cold-store');
 import databaseNode = require('../../nodes/hypervolt-database/hypervolt-database');
 import { openDatabase } from '../../nodes/shared/db';
+import { completions } from '../../nodes/shared/spool/tracker';
 import type { Database } from '../../nodes/shared/db';
 import type { BatcherStats } from '../../nodes/cold-store/reading-batcher';
 import { backends } from '../integration/db-support';
@@ -261,6 +262,32 @@ describe('cold-store node', function () {
         assert.match(errors[1], /msg\.payload\[1\]\.value must be a finite number/);
         assert.match(errors[2], /sensor_id is longer than 64/);
         assert.equal(await count(db, 'sensor_readings'), 2);
+      });
+
+      // A NUL in text is refused by PostgreSQL only (SQLite stores it).
+      if (backend.name === 'postgres') it('a msg of many readings with one the database refuses for good: that one dead-lettered, the others stored', async () => {
+        await helper.load(NODES, flow(url));
+        const got = collect('out', 'completed', 'caught');
+        const removed: number[] = [];
+        const letters: Array<{ topic: string; reason: string; payload: Buffer | string }> = [];
+        const sink = { removeSoon: (id: number) => removed.push(id), deadLetterSoon: (l: (typeof letters)[0]) => letters.push(l) };
+        // As sensor-in's batch output leaves it: one msg, two spool entries, five readings.
+        completions.track('poison-batch', [
+          { sink, id: 41, topic: 'HyperVolt/sensors/living_room/ldr', payload: Buffer.from('a') },
+          { sink, id: 42, topic: 'HyperVolt/sensors/attic/ldr', payload: Buffer.from('b') },
+        ]);
+        completions.expect('poison-batch', 5);
+        const payload = [0, 1, 2, 3].map((i) => reading(i, { timestamp: ago(1000 + i * 1000) }));
+        payload.splice(2, 0, reading(9, { location: 'attic', unit: 'lux\u0000', timestamp: ago(9000) }));
+        helper.getNode('cs').receive({ _msgid: 'poison-batch', payload });
+        await until(() => got.caught.length === 1, 'the msg fails once');
+        assert.match(got.caught[0].error.message, /0x00/);
+        assert.equal(got.completed.length, 0);
+        assert.equal(await count(db, 'sensor_readings'), 4, 'the four good readings are stored');
+        assert.deepEqual(removed.sort(), [41, 42], 'both spool entries settled');
+        assert.equal(letters.length, 1);
+        assert.equal(letters[0].topic, 'HyperVolt/sensors/attic/ldr', 'under the topic of the entry it came from');
+        assert.match(letters[0].reason, /0x00/);
       });
 
       it('answers the REST operations: list with pagination, get, 404, latest, recent', async () => {

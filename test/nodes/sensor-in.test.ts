@@ -171,47 +171,62 @@ describe('sensor-in', function () {
     await until('acked', () => sub.acked === 3);
   });
 
-  it('replays the spool on start through validate and cold-store: stored, dead-lettered, removed', async () => {
-    const { clientId, base } = ids();
-    const spoolFile = path.join(dir, 'spool.db');
-    const dbFile = path.join(dir, 'readings.db');
-    const ts = new Date(Date.now() - 60_000).toISOString();
-    const pre = new Spool(spoolFile);
-    pre.appendNow([
-      { topic: `${base}/sensors/room/ldr`, payload: Buffer.from(JSON.stringify({ sensor_type: 'ldr', sensor_id: 'l1', value: 5, timestamp: ts })), receivedAt: Date.now() },
-      { topic: `${base}/sensors/room/ldr`, payload: Buffer.from('{broken'), receivedAt: Date.now() },
-      {
-        topic: `${base}/sensors/room/ldr`,
-        payload: Buffer.from(JSON.stringify([{ sensor_type: 'ldr', sensor_id: 'l2', value: 6, timestamp: ts }, { sensor_type: 'ldr', sensor_id: 'l3', value: -1, timestamp: ts }])),
-        receivedAt: Date.now(),
-      },
-    ]);
-    pre.close();
-    const flow = [
-      { id: 'in', type: 'sensor-in', url: MQTT_BROKER_URL, clientId, topic: `${base}/sensors/+/+`, qos: '1', protocolVersion: '5', spoolPath: spoolFile, wires: [['v']] },
-      { id: 'v', type: 'sensor-validate', mode: 'split', retentionDays: 7, wires: [['cs'], []] },
-      { id: 'cs', type: 'cold-store', database: 'db', operation: 'write-readings', flushMs: 20, wires: [[]] },
-      { id: 'db', type: 'hypervolt-database', url: `sqlite:${dbFile}` },
-    ];
-    await helper.startServer();
-    serverStarted = true;
-    await helper.load([sensorInNode, validateNode, coldStoreNode, databaseNode], flow);
-    // The spool file is shared with the node: read it through a second connection.
-    const check = new Spool(spoolFile);
-    closers.push(async () => check.close());
-    await until('the spool drained', () => check.pending().length === 0);
-    const letters = check.deadLetters();
-    assert.equal(letters.length, 2);
-    assert.match(letters.map((l) => l.reason).join('|'), /JSON/);
-    assert.match(letters.map((l) => l.reason).join('|'), /RANGE|value/i);
-    await helper.unload();
-    const db = await openDatabase(`sqlite:${dbFile}`);
-    try {
-      const page = await db.readings.list({ page: 1, pageSize: 10 });
-      const ids2 = page.rows.map((r) => r.sensor_id).sort();
-      assert.deepEqual(ids2, ['l1', 'l2']);
-    } finally {
-      await db.close();
-    }
-  });
+  for (const output of ['message', 'batch'] as const) {
+    it(`replays the spool on start through validate and cold-store: stored, dead-lettered, removed (output: ${output})`, async () => {
+      const { clientId, base } = ids();
+      const spoolFile = path.join(dir, 'spool.db');
+      const dbFile = path.join(dir, 'readings.db');
+      const ts = new Date(Date.now() - 60_000).toISOString();
+      const pre = new Spool(spoolFile);
+      pre.appendNow([
+        { topic: `${base}/sensors/room/ldr`, payload: Buffer.from(JSON.stringify({ sensor_type: 'ldr', sensor_id: 'l1', value: 5, timestamp: ts })), receivedAt: Date.now() },
+        { topic: `${base}/sensors/room/ldr`, payload: Buffer.from('{broken'), receivedAt: Date.now() },
+        {
+          topic: `${base}/sensors/room/ldr`,
+          payload: Buffer.from(JSON.stringify([{ sensor_type: 'ldr', sensor_id: 'l2', value: 6, timestamp: ts }, { sensor_type: 'ldr', sensor_id: 'l3', value: -1, timestamp: ts }])),
+          receivedAt: Date.now(),
+        },
+      ]);
+      pre.close();
+      const flow = [
+        { id: 'in', type: 'sensor-in', url: MQTT_BROKER_URL, clientId, topic: `${base}/sensors/+/+`, qos: '1', protocolVersion: '5', spoolPath: spoolFile, output, wires: [['v', 'seen']] },
+        { id: 'seen', type: 'helper' },
+        { id: 'v', type: 'sensor-validate', mode: 'split', retentionDays: 7, wires: [['cs'], []] },
+        { id: 'cs', type: 'cold-store', database: 'db', operation: 'write-readings', flushMs: 20, wires: [[]] },
+        { id: 'db', type: 'hypervolt-database', url: `sqlite:${dbFile}` },
+      ];
+      await helper.startServer();
+      serverStarted = true;
+      await helper.load([sensorInNode, validateNode, coldStoreNode, databaseNode], flow);
+      const seen: Array<Record<string, unknown>> = [];
+      helper.getNode('seen').on('input', (m: Record<string, unknown>) => seen.push(m));
+      // The spool file is shared with the node: read it through a second connection.
+      const check = new Spool(spoolFile);
+      closers.push(async () => check.close());
+      await until('the spool drained', () => check.pending().length === 0);
+      if (output === 'batch') {
+        // The replayed entries went on together: one msg, each entry with its topic, payload and id.
+        assert.equal(seen.length, 1);
+        assert.equal(seen[0].batch, 'mqtt');
+        const items = seen[0].payload as Array<{ topic: string; payload: Buffer; spoolId: number; receivedAt: number }>;
+        assert.deepEqual(items.map((m) => m.payload.toString().slice(0, 7)), ['{"senso', '{broken', '[{"sens']);
+        assert.ok(items.every((m) => m.topic === `${base}/sensors/room/ldr` && m.spoolId > 0 && m.receivedAt > 0));
+      } else {
+        assert.equal(seen.length, 3);
+      }
+      const letters = check.deadLetters();
+      assert.equal(letters.length, 2);
+      assert.match(letters.map((l) => l.reason).join('|'), /JSON/);
+      assert.match(letters.map((l) => l.reason).join('|'), /RANGE|value/i);
+      await helper.unload();
+      const db = await openDatabase(`sqlite:${dbFile}`);
+      try {
+        const page = await db.readings.list({ page: 1, pageSize: 10 });
+        const ids2 = page.rows.map((r) => r.sensor_id).sort();
+        assert.deepEqual(ids2, ['l1', 'l2']);
+      } finally {
+        await db.close();
+      }
+    });
+  }
 });

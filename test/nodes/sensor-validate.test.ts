@@ -192,6 +192,52 @@ describe('sensor-validate node', function () {
     assert.equal(c.caught.length, 0);
   });
 
+  it('a batch of MQTT messages (sensor-in output "batch"): the accepted readings of all as one msg, rejections addressed by their own topic', async () => {
+    const c = await load();
+    const sv = helper.getNode('sv');
+    const msg = (topic: string, payload: unknown) => ({ topic, payload: Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), receivedAt: Date.now(), spoolId: 1 });
+    sv.receive({
+      _msgid: 'b1',
+      batch: 'mqtt',
+      payload: [
+        msg(TOPIC, reading({ sensor_id: 'a' })),
+        msg('site/sensors/garage/ldr', '{"sensor_id": '),
+        msg(TOPIC, [reading({ sensor_id: 'b' }), reading({ sensor_id: 'c', value: -4 })]),
+        msg('HyperVolt/sensors/attic/humidity', { sensor_id: 'd', value: 40 }),
+      ],
+    });
+    await until(() => c.completed.length === 1);
+    await wait(20);
+    assert.equal(c.out1.length, 1, 'one msg for the whole batch');
+    assert.equal(c.out1[0]._msgid, 'b1');
+    assert.deepEqual(c.out1[0].payload.map((r: Msg) => [r.sensor_id, r.sensor_type, r.location]), [
+      ['a', 'ldr', 'living_room'],
+      ['b', 'ldr', 'living_room'],
+      ['d', 'humidity', 'attic'],
+    ]);
+    assert.deepEqual(c.out1[0].rejected.map((r: Msg) => [r.entry, r.index, r.error.code]), [
+      [1, null, 'invalid_json'],
+      [2, 1, 'out_of_range'],
+    ]);
+    assert.deepEqual(c.out2.map((m) => [m.topic, m.error.code, m._msgid]), [
+      ['site/errors/garage/ldr', 'invalid_json', 'b1'],
+      ['HyperVolt/errors/living_room/ldr', 'out_of_range', 'b1'],
+    ]);
+
+    // Nothing accepted: nothing on output 1. Over 5 000 accepted: several msgs with the same id.
+    sv.receive({ _msgid: 'b2', batch: 'mqtt', payload: [msg(TOPIC, 'nope')] });
+    const many = Array.from({ length: 15 }, (_, k) => msg(TOPIC, Array.from({ length: 400 }, (_, i) => reading({ sensor_id: `s${k}_${i}` }))));
+    sv.receive({ _msgid: 'b3', batch: 'mqtt', payload: many });
+    await until(() => c.completed.length === 3);
+    await wait(20);
+    assert.deepEqual(c.out1.slice(1).map((m) => [m._msgid, m.payload.length]), [
+      ['b3', 5000],
+      ['b3', 1000],
+    ]);
+    assert.equal(c.out2.length, 3);
+    assert.equal(c.caught.length, 0);
+  });
+
   it('counts on its status, throttled, with the last error code while readings are rejected', async () => {
     const c = await load();
     const sv = helper.getNode('sv');

@@ -197,6 +197,33 @@ describe('CompletionTracker', () => {
     assert.match(sink.letters[0].reason, /0x00/);
   });
 
+  it('a batch (several entries, maybe of several spools) is removed together, its rejects dead-lettered with their own entry', () => {
+    const t = new CompletionTracker();
+    const own = new Sink();
+    const adopted = new Sink();
+    const at = (sink: Sink, id: number, topic: string) => ({ sink, id, topic, payload: Buffer.from(`raw${id}`) });
+    t.track('b', [at(own, 1, 'HyperVolt/sensors/hall/ldr'), at(adopted, 2, 'HyperVolt/sensors/attic/temperature'), at(own, 3, 'HyperVolt/sensors/hall/power')]);
+    t.expect('b', 3, [{ reason: 'INVALID_JSON: not JSON', entry: 1 }, { reason: 'OUT_OF_RANGE: value', reading: { value: -1 }, entry: 2 }]);
+    assert.deepEqual(
+      [...own.letters, ...adopted.letters].map((l) => [l.topic, l.payload.toString(), l.reason]),
+      [
+        ['HyperVolt/sensors/hall/power', '{"value":-1}', 'OUT_OF_RANGE: value'],
+        ['HyperVolt/sensors/attic/temperature', 'raw2', 'INVALID_JSON: not JSON'],
+      ],
+    );
+    t.stored('b', 2);
+    assert.deepEqual([own.removed, adopted.removed], [[], []], 'one reading still to store');
+    // A poison row of the batch: dead-lettered under the topic of the entry it came from.
+    t.failed('b', [{ sensor_type: 'temperature', location: 'attic', sensor_id: 'x\u0000' }], 'invalid byte sequence');
+    assert.equal(adopted.letters[1].topic, 'HyperVolt/sensors/attic/temperature');
+    assert.deepEqual([own.removed, adopted.removed], [[1, 3], [2]]);
+    assert.equal(t.size, 0);
+    // forgetSink drops a batch holding any entry of that spool (the rest is replayed: stored once).
+    t.track('c', [at(own, 4, 'HyperVolt/sensors/hall/ldr'), at(adopted, 5, 'HyperVolt/sensors/attic/ldr')]);
+    t.forgetSink(adopted);
+    assert.equal(t.size, 0);
+  });
+
   it('untracked msgids are ignored; forget and forgetSink leave the entry in the spool', () => {
     const t = new CompletionTracker();
     const sink = new Sink();

@@ -16,6 +16,7 @@ import {
   rejectionMessage,
   resolveOptions,
   toJsonSafe,
+  validateMqttBatch,
   validatePayload,
   validateReading,
   type ValidateOptions,
@@ -430,6 +431,38 @@ describe('sensor-validate: validate.ts', () => {
       assert.equal(noTopic.rejected[0].location, 'kitchen');
       const top = validatePayload('nope', 'pre/sensors/garage/ldr', makeOpts());
       assert.deepEqual([top.rejected[0].location, top.rejected[0].sensor_type], ['garage', 'ldr']);
+    });
+  });
+
+  describe('batches of MQTT messages (sensor-in output "batch")', () => {
+    it('validates each message against its own topic; accepted in order, rejections with their message', () => {
+      const at = Date.parse(NOW) - 1000;
+      const items = [
+        { topic: 'HyperVolt/sensors/hall/ldr', payload: Buffer.from(JSON.stringify(reading({ sensor_id: 'a', location: 'hall' }))), receivedAt: at },
+        { topic: 'site/sensors/attic/ldr', payload: Buffer.from('{"sensor_id": "b", "value": '), receivedAt: at },
+        { topic: 'HyperVolt/sensors/hall/ldr', payload: Buffer.from(JSON.stringify([reading({ sensor_id: 'c', location: 'hall' }, ['timestamp']), reading({ value: -1, location: 'hall' })])), receivedAt: at },
+        { topic: 'HyperVolt/sensors/hall/humidity', payload: Buffer.from(JSON.stringify(reading({ sensor_id: 'd', location: 'hall' }))), receivedAt: at },
+        'junk',
+      ];
+      const res = validateMqttBatch(items, makeOpts());
+      assert.deepEqual(res.accepted.map((r) => r.sensor_id), ['a', 'c']);
+      assert.equal(res.accepted[1].timestamp, new Date(at).toISOString(), 'no timestamp: the time its message was received');
+      assert.deepEqual(
+        res.rejected.map((r) => [r.entry, r.topic, r.rejection.index, r.rejection.error.code, r.rejection.location]),
+        [
+          [1, 'site/sensors/attic/ldr', null, 'invalid_json', 'attic'],
+          [2, 'HyperVolt/sensors/hall/ldr', 1, 'out_of_range', 'hall'],
+          [3, 'HyperVolt/sensors/hall/humidity', null, 'type_mismatch', 'hall'],
+          [4, undefined, null, 'not_an_object', undefined],
+        ],
+      );
+      // Each the same as on its own.
+      for (let i = 0; i < 4; i++) {
+        const item = items[i] as { topic: string; payload: Buffer };
+        const alone = validatePayload(item.payload, item.topic, makeOpts(), at);
+        assert.deepEqual(alone.rejected.map((r) => r.error.code), res.rejected.filter((r) => r.entry === i).map((r) => r.rejection.error.code));
+      }
+      assert.deepEqual(validateMqttBatch([], makeOpts()), { accepted: [], rejected: [] });
     });
   });
 

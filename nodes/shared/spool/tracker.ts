@@ -1,9 +1,9 @@
 /**
- * Process-wide completion tracker: knows, per Node-RED `_msgid`, which spool entry a message came
- * from and how many of its readings must still be stored. The spool entry is removed when every
- * accepted reading is stored (cold-store) and every rejected one dead-lettered (sensor-validate,
- * or cold-store for a row the database refuses for good). Untracked msgids (HTTP POST, the stock
- * mqtt in node) cost one Map lookup.
+ * Process-wide completion tracker: knows, per Node-RED `_msgid`, which spool entries a message came
+ * from (one, or a batch of them: sensor-in's batch output) and how many of its readings must still
+ * be stored. The entries are removed when every accepted reading is stored (cold-store) and every
+ * rejected one dead-lettered (sensor-validate, or cold-store for a row the database refuses for
+ * good). Untracked msgids (HTTP POST, the stock mqtt in node) cost one Map lookup.
  */
 import type { SpoolSink } from './spool';
 
@@ -18,10 +18,12 @@ export interface Rejection {
   reason: string;
   /** The rejected reading as received, when there is one (else the whole raw payload is kept). */
   reading?: unknown;
+  /** Which of the message's entries it came from (its index in a batch); default the first. */
+  entry?: number;
 }
 
 interface Pending {
-  ref: SpoolRef;
+  refs: SpoolRef[];
   /** Readings still to be settled; null until sensor-validate said how many were accepted. */
   expected: number | null;
   settled: number;
@@ -38,6 +40,17 @@ function readingText(reading: unknown): string | null {
   }
 }
 
+/**
+ * The entry a stored reading came from, for a dead letter: in a batch, the first whose topic ends
+ * in the reading's `/{location}/{sensor_type}` (validation made them agree), else the first.
+ */
+function refOfReading(refs: SpoolRef[], reading: unknown): SpoolRef {
+  if (refs.length === 1 || typeof reading !== 'object' || reading === null) return refs[0];
+  const r = reading as { location?: unknown; sensor_type?: unknown };
+  const tail = `/${String(r.location)}/${String(r.sensor_type)}`;
+  return refs.find((ref) => ref.topic.endsWith(tail)) ?? refs[0];
+}
+
 export class CompletionTracker {
   private readonly pending = new Map<string, Pending>();
   completed = 0;
@@ -50,8 +63,9 @@ export class CompletionTracker {
     return msgid !== undefined && this.pending.has(msgid);
   }
 
-  track(msgid: string, ref: SpoolRef): void {
-    this.pending.set(msgid, { ref, expected: null, settled: 0, holds: 0 });
+  /** `refs`: the entry of a message, or the entries of a batch (all settled together). */
+  track(msgid: string, refs: SpoolRef | SpoolRef[]): void {
+    this.pending.set(msgid, { refs: Array.isArray(refs) ? refs : [refs], expected: null, settled: 0, holds: 0 });
   }
 
   /**
@@ -83,8 +97,9 @@ export class CompletionTracker {
     const p = this.pending.get(msgid);
     if (!p) return;
     for (const r of rejected) {
+      const ref = p.refs[r.entry ?? 0] ?? p.refs[0];
       const text = readingText(r.reading);
-      p.ref.sink.deadLetterSoon({ topic: p.ref.topic, payload: text ?? p.ref.payload, reason: r.reason });
+      ref.sink.deadLetterSoon({ topic: ref.topic, payload: text ?? ref.payload, reason: r.reason });
     }
     p.expected = (p.expected ?? 0) + accepted;
     this.check(msgid, p);
@@ -105,7 +120,8 @@ export class CompletionTracker {
     const p = this.pending.get(msgid);
     if (!p) return;
     for (const r of readings) {
-      p.ref.sink.deadLetterSoon({ topic: p.ref.topic, payload: readingText(r) ?? p.ref.payload, reason });
+      const ref = refOfReading(p.refs, r);
+      ref.sink.deadLetterSoon({ topic: ref.topic, payload: readingText(r) ?? ref.payload, reason });
     }
     p.settled += Math.max(1, readings.length);
     this.check(msgid, p);
@@ -118,14 +134,14 @@ export class CompletionTracker {
 
   /** Drops every entry of one spool (its node closed): they are replayed on the next start. */
   forgetSink(sink: SpoolSink): void {
-    for (const [k, p] of this.pending) if (p.ref.sink === sink) this.pending.delete(k);
+    for (const [k, p] of this.pending) if (p.refs.some((r) => r.sink === sink)) this.pending.delete(k);
   }
 
   private check(msgid: string, p: Pending): void {
     if (p.expected === null || p.settled < p.expected || p.holds > 0) return;
     this.pending.delete(msgid);
     this.completed++;
-    p.ref.sink.removeSoon(p.ref.id);
+    for (const ref of p.refs) ref.sink.removeSoon(ref.id);
   }
 }
 
