@@ -8,6 +8,12 @@ import WebSocket from 'ws';
 import type { PublisherConfig, PublisherResult } from './publisher-worker';
 import { SampleBuffer } from './stats';
 
+
+/**
+ * The first second of a rate is its step up from idle (JIT, new sensors' window rebuilds, pools):
+ * latencies from then on are also summarised apart, as the steady state.
+ */
+export const STEADY_AFTER_MS = 1000;
 export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /**
@@ -186,6 +192,8 @@ export class WsCollector {
   /** Monotonic ms of the last tracked reading seen. */
   lastAt = 0;
   latencies = new SampleBuffer(1 << 16);
+  /** Latencies of the readings sent from STEADY_AFTER_MS after the first one on (past the step up in rate). */
+  latenciesSteady = new SampleBuffer(1 << 16);
 
   constructor(private readonly url: string) {}
 
@@ -227,6 +235,7 @@ export class WsCollector {
     this.parseErrors = 0;
     this.lastAt = 0;
     this.latencies = new SampleBuffer(Math.min(1 << 20, Math.max(1024, sendTimes.length)));
+    this.latenciesSteady = new SampleBuffer(Math.min(1 << 20, Math.max(1024, sendTimes.length)));
   }
 
   private onMessage(data: Buffer): void {
@@ -256,7 +265,10 @@ export class WsCollector {
     this.received++;
     this.lastAt = at;
     const sent = this.times[seq];
-    if (!Number.isNaN(sent)) this.latencies.push(at - sent);
+    if (!Number.isNaN(sent)) {
+      this.latencies.push(at - sent);
+      if (sent - this.times[0] >= STEADY_AFTER_MS) this.latenciesSteady.push(at - sent);
+    }
   }
 
   close(): void {

@@ -88,6 +88,8 @@ export interface RateResult {
   hotWindowsChecked: number;
   hotWindowMismatch: string | null;
   latencyWs: Summary;
+  /** The same for the readings sent after the first second of the rate (STEADY_AFTER_MS). */
+  latencyWsSteady: Summary;
   latencyCommit: Summary;
   /**
    * Milliseconds from the last publish to the last reading stored or broadcast (whichever is
@@ -305,6 +307,7 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
   const wsReceived = wsMin();
   const wsDuplicates = wss.reduce((n, w) => n + w.duplicates, 0);
   const latencyWs = summarize(concatSamples(wss.map((w) => w.latencies.values())));
+  const latencyWsSteady = summarize(concatSamples(wss.map((w) => w.latenciesSteady.values())));
   const wsLastAt = Math.max(...wss.map((w) => w.lastAt));
   const accepted1 = accepted0 ? await acceptedCounts(targets) : null;
 
@@ -363,6 +366,7 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     hotWindowsChecked: hot.checked,
     hotWindowMismatch: hot.mismatch,
     latencyWs,
+    latencyWsSteady,
     latencyCommit,
     drainSeconds,
     drained,

@@ -39,6 +39,7 @@ export function rateTable(rate: number, byTarget: readonly RateResult[]): string
     ...each('WebSocket duplicates, each client', (r) => fmtEach(r.perInstance.map((p) => p.wsDuplicates))),
     row('hot windows exact', (r) => `${r.hotWindowsExact}/${r.hotWindowsChecked}`),
     row('publish->WS ms p50/p99/max', (r) => lat(r.latencyWs)),
+    row('  after its first second (steady)', (r) => (r.latencyWsSteady ? lat(r.latencyWsSteady) : '-')),
     row('publish->row write ms p50/p99/max', (r) => lat(r.latencyCommit)),
     row('last arrival after last publish (ms)', (r) => fmtNumber(r.completionLagMs, 0)),
     row('pipeline throughput (/s)', (r) => fmtNumber(r.throughput, 0)),
@@ -189,16 +190,17 @@ export function targetChecks(results: Record<string, RateResult[]>, rest: HttpLo
       });
     }
     const at = (rate: number) => app.find((r) => r.rate === rate);
+    const steady = (r: RateResult) => (r.latencyWsSteady ? ` (after its first second ${fmtMs(r.latencyWsSteady.p99)} ms)` : '');
     const r1k = at(1000);
     checks.push(
       r1k
-        ? { name: 'p99 publish->WS at 1 000/s < 10 ms', pass: r1k.latencyWs.p99 < 10, detail: `${fmtMs(r1k.latencyWs.p99)} ms` }
+        ? { name: 'p99 publish->WS at 1 000/s < 10 ms', pass: r1k.latencyWs.p99 < 10, detail: `${fmtMs(r1k.latencyWs.p99)} ms${steady(r1k)}` }
         : { name: 'p99 publish->WS at 1 000/s < 10 ms', pass: null, detail: 'rate not run' },
     );
     const r10k = at(10_000);
     checks.push(
       r10k
-        ? { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: r10k.latencyWs.p99 < 50, detail: `${fmtMs(r10k.latencyWs.p99)} ms` }
+        ? { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: r10k.latencyWs.p99 < 50, detail: `${fmtMs(r10k.latencyWs.p99)} ms${steady(r10k)}` }
         : { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: null, detail: 'rate not run' },
     );
     const atBest = at(best);
