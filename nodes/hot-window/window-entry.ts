@@ -3,6 +3,7 @@
  * how a reading becomes a window entry, and how a sensor is named (`type:id`).
  */
 import type { Reading } from '../shared/types';
+import { parseIsoMs } from '../shared/iso-time';
 import type { SensorKey } from './window-store';
 
 /**
@@ -81,7 +82,7 @@ export function prepareEntry(reading: Reading, index = 0): PreparedEntry {
   if (typeof reading.value !== 'number' || !Number.isFinite(reading.value)) {
     throw new WindowInputError(`${where}: value must be a finite number`);
   }
-  const ms = typeof reading.timestamp === 'string' ? Date.parse(reading.timestamp) : NaN;
+  const ms = typeof reading.timestamp === 'string' ? parseIsoMs(reading.timestamp) : NaN;
   if (!Number.isFinite(ms)) {
     throw new WindowInputError(`${where}: timestamp must be an ISO 8601 date-time`);
   }

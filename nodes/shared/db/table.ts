@@ -4,6 +4,7 @@
  * filtered and ordered on, and the default ordering. Column and table names in SQL come only
  * from these specs, never from a client.
  */
+import { canonicalIso } from '../iso-time';
 import type { Dialect } from './types';
 
 export type ColumnKind = 'id' | 'text' | 'number' | 'integer' | 'boolean' | 'timestamp' | 'json';
@@ -22,6 +23,11 @@ export interface TableSpec<Row> {
 
 /** ISO 8601 UTC with milliseconds and `Z`; the only text form of a time we store or compare. */
 export function toIsoMs(value: string | number | Date): string {
+  if (typeof value === 'string') {
+    const iso = canonicalIso(value); // most are canonical already: no parse then
+    if (iso === null) throw new TypeError(`invalid timestamp: ${value}`);
+    return iso;
+  }
   const d = value instanceof Date ? value : new Date(value);
   const t = d.getTime();
   if (Number.isNaN(t)) throw new TypeError(`invalid timestamp: ${String(value)}`);

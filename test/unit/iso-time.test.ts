@@ -1,0 +1,75 @@
+/**
+ * canonicalIsoMs recognises exactly the strings toISOString writes (years 0100-9999), and agrees
+ * with Date.parse + toISOString on everything else it accepts: property tests with fast-check.
+ */
+import assert from 'assert/strict';
+import fc from 'fast-check';
+import { canonicalIso, canonicalIsoMs, parseIsoMs } from '../../nodes/shared/iso-time';
+
+const MIN_MS = Date.UTC(100, 0, 1);
+const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** What the fast path must agree with. */
+function slow(s: string): string | null {
+  const ms = Date.parse(s);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+describe('iso-time: the canonical form without parsing', () => {
+  it('every time toISOString writes (years 0100-9999) is recognised, with its epoch ms', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: MIN_MS, max: MAX_MS }), (ms) => {
+        const s = new Date(ms).toISOString();
+        assert.equal(canonicalIsoMs(s), ms);
+        assert.equal(canonicalIso(s), s);
+        assert.equal(parseIsoMs(s), ms);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('a canonical string with one character changed is either still a valid time (then the same as Date.parse) or refused', () => {
+    const chars = '0123456789-:.TZ +x';
+    fc.assert(
+      fc.property(fc.integer({ min: MIN_MS, max: MAX_MS }), fc.nat(23), fc.nat(chars.length - 1), (ms, at, c) => {
+        const s = new Date(ms).toISOString();
+        const t = s.slice(0, at) + chars[c] + s.slice(at + 1);
+        const fast = canonicalIsoMs(t);
+        if (Number.isNaN(fast)) {
+          // Not taken by the fast path: the full parse decides, as before.
+          assert.equal(canonicalIso(t), slow(t));
+        } else {
+          assert.equal(new Date(fast).toISOString(), t, `${t} recognised but it is not canonical`);
+          assert.equal(fast, Date.parse(t));
+        }
+      }),
+      { numRuns: 20000 },
+    );
+  });
+
+  it('refuses impossible dates and times that Date would roll over, and leaves other forms to the full parse', () => {
+    for (const s of [
+      '2026-02-29T00:00:00.000Z', // not a leap year
+      '2100-02-29T00:00:00.000Z', // nor is 2100
+      '2026-04-31T00:00:00.000Z',
+      '2026-13-01T00:00:00.000Z',
+      '2026-00-10T00:00:00.000Z',
+      '2026-01-00T00:00:00.000Z',
+      '2026-01-01T24:00:00.000Z',
+      '2026-01-01T23:60:00.000Z',
+      '2026-01-01T23:59:60.000Z',
+      '0099-01-01T00:00:00.000Z', // Date.UTC's two-digit years: left to the full parse
+      '2026-01-01T00:00:00Z',
+      '2026-01-01T00:00:00.000+00:00',
+      '+002026-01-01T00:00:00.000Z',
+    ]) {
+      assert.ok(Number.isNaN(canonicalIsoMs(s)), s);
+      assert.equal(canonicalIso(s), slow(s), s);
+    }
+    assert.equal(canonicalIsoMs('2024-02-29T12:00:00.000Z'), Date.parse('2024-02-29T12:00:00.000Z'));
+    assert.equal(canonicalIsoMs('2000-02-29T00:00:00.000Z'), Date.parse('2000-02-29T00:00:00.000Z'));
+    assert.equal(canonicalIso('2026-01-01T00:00:00Z'), '2026-01-01T00:00:00.000Z');
+    assert.equal(canonicalIso('not a time'), null);
+    assert.ok(Number.isNaN(parseIsoMs('not a time')));
+  });
+});
