@@ -15,6 +15,7 @@ import { completions } from '../shared/spool/tracker';
 import { parsePositiveInt, parseRetentionDays } from './cold-store-input';
 import * as ops from './cold-store-ops';
 import { metrics } from '../shared/metrics';
+import { jsonBytes } from '../shared/http';
 
 interface ColdStoreDef extends NodeDef {
   database?: string;
@@ -25,6 +26,8 @@ interface ColdStoreDef extends NodeDef {
   flushWhen?: string;
   /** `rows` (default): the output carries the stored rows; `none`: the msg passes on as it came. */
   output?: string;
+  /** Answers to HTTP requests: `object` (default) in msg.payload, or `json`: JSON bytes (a Buffer) for `http response`. */
+  body?: string;
   maxQueued?: string | number;
   /** `on` (default where there is a data directory): spill to a local file while the database is down; `off`. */
   spill?: string;
@@ -53,6 +56,7 @@ export = function (RED: NodeAPI) {
 
     const flushSeconds = metrics.summary('hypervolt_cold_store_flush_seconds', 'Time to write one batch of readings.');
     // Rows cost a RETURNING, a lookup of duplicates and an object per reading: only when used.
+    const jsonBody = config.body === 'json';
     const wantRows = ops.wantsRows(config.output, (node as unknown as { wires?: unknown }).wires);
     const batcher =
       op === 'write-readings'
@@ -137,6 +141,9 @@ export = function (RED: NodeAPI) {
         const ctx = { getDatabase, retentionDays: parseRetentionDays(config.retentionDays), now: Date.now(), dataType };
         ops.runOperation(op, m, ctx).then(
           (err) => {
+            if (jsonBody && m.req !== undefined && typeof m.payload === 'object' && m.payload !== null && !Buffer.isBuffer(m.payload)) {
+              m.payload = jsonBytes(m.payload); // serialised once for identical concurrent reads
+            }
             send(msg);
             done(err);
           },

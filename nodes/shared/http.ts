@@ -70,3 +70,28 @@ export function applyApiResponse(
   if (res.status !== 204) headers['content-type'] = 'application/json; charset=utf-8';
   msg.headers = headers;
 }
+
+/** JSON bytes already made for an array answer, by its first row (see `jsonBytes`). */
+const madeBytes = new WeakMap<object, { length: number; mid: unknown; last: unknown; bytes: Buffer }>();
+
+/**
+ * `body` as JSON bytes for the `http response` node (which sends a Buffer as it is, instead of
+ * stringifying and encoding the object for each request). Concurrent identical reads share their
+ * row objects (the repositories' single flight), so an array answer is serialised once for all of
+ * them: the bytes are kept by the array's first row and reused for an array with the same length
+ * and the same first, middle and last row, i.e. the same slice of the same rows (row objects are never changed once read). A caller
+ * gets a Buffer it must not write to.
+ */
+export function jsonBytes(body: unknown): Buffer {
+  if (Array.isArray(body) && body.length > 0 && typeof body[0] === 'object' && body[0] !== null) {
+    const first = body[0] as object;
+    const last = body[body.length - 1];
+    const mid = body[body.length >> 1];
+    const made = madeBytes.get(first);
+    if (made && made.length === body.length && made.last === last && made.mid === mid) return made.bytes;
+    const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+    madeBytes.set(first, { length: body.length, mid, last, bytes });
+    return bytes;
+  }
+  return Buffer.from(JSON.stringify(body) ?? 'null', 'utf8');
+}

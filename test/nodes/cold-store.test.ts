@@ -350,6 +350,41 @@ describe('cold-store node', function () {
         assert.equal(got.caught.length, 0);
       });
 
+      it('with HTTP answer "json": the same answers as JSON bytes, one Buffer shared by identical concurrent reads', async () => {
+        await db.readings.saveMany([0, 1, 2, 3, 4, 5].map((i) => reading(i, { sensor_id: `j${i % 2}`, timestamp: ago((i + 1) * 60_000) })));
+        await helper.load(NODES, withXY([
+          ...flow(url, { operation: 'recent-readings', body: 'json' }, ['cs', 'plain', 'list']),
+          { id: 'plain', z: 'f1', type: 'cold-store', database: 'db', operation: 'recent-readings', wires: [['out']] },
+          { id: 'list', z: 'f1', type: 'cold-store', database: 'db', operation: 'list-readings', body: 'json', wires: [['out']] },
+        ]));
+        const got = collect('out', 'completed', 'caught');
+        const asked = (id: string, r: Msg, tag: string) => helper.getNode(id).receive({ req: r, res: {}, tag });
+        const query = { hours: '1' };
+        for (let k = 0; k < 5; k++) asked('cs', req('/api/sensor-readings/recent/', query), `json${k}`);
+        asked('plain', req('/api/sensor-readings/recent/', query), 'plain');
+        asked('cs', req('/api/sensor-readings/recent/', { hours: '1', sensor_id: 'j1' }), 'j1');
+        asked('list', req('/api/sensor-readings/', { page_size: '2' }), 'list');
+        asked('cs', req('/api/sensor-readings/recent/', { hours: 'soon' }), 'bad');
+        await until(() => got.completed.length === 9, 'nine answers');
+        const by = (tag: string) => got.out.find((m) => m.tag === tag)!;
+        const plain = by('plain');
+        assert.ok(Array.isArray(plain.payload) && plain.payload.length === 6, 'object mode is unchanged');
+        const json = [0, 1, 2, 3, 4].map((k) => by(`json${k}`));
+        for (const m of json) {
+          assert.ok(Buffer.isBuffer(m.payload));
+          assert.deepEqual(JSON.parse(m.payload.toString('utf8')), plain.payload);
+          assert.equal(m.statusCode, 200);
+          assert.match(m.headers['content-type'], /application\/json/);
+        }
+        assert.equal(new Set(json.map((m) => m.payload)).size, 1, 'the five identical reads share one serialisation');
+        assert.deepEqual(JSON.parse(by('j1').payload.toString()).map((r: Msg) => r.sensor_id), ['j1', 'j1', 'j1']);
+        const list = JSON.parse(by('list').payload.toString());
+        assert.deepEqual([list.count, list.results.length], [6, 2]);
+        assert.match(list.next, /page=2/);
+        assert.deepEqual([by('bad').statusCode, Object.keys(JSON.parse(by('bad').payload.toString()))], [400, ['error']]);
+        assert.equal(got.caught.length, 0);
+      });
+
       it('reports health up and keeps the other parts of msg.health', async () => {
         await helper.load(NODES, flow(url, { operation: 'health' }));
         const got = collect('out', 'completed');
