@@ -33,6 +33,17 @@ describe('Spool', () => {
     assert.deepEqual(s.pending(page[1].id, 2).map((e) => e.id), [ids[2]]);
     assert.equal(s.remove([ids[0], 999999]), 1);
     assert.equal(s.count, 2);
+    // Runs of consecutive ids go as range deletes: exactly the listed ids leave, in any order, twice or not.
+    const more = s.appendNow(Array.from({ length: 12 }, (_, i) => entry(10 + i)));
+    const gone = [more[5], more[0], more[1], more[2], more[2], more[7], more[8], more[11], 999998];
+    assert.equal(s.remove(gone), 7);
+    assert.equal(s.count, 2 + 12 - 7);
+    assert.deepEqual(
+      s.pending(ids[2]).map((e) => e.id),
+      [more[3], more[4], more[6], more[9], more[10]],
+    );
+    assert.equal(s.remove(more), 5);
+    assert.equal(s.count, 2);
     s.close();
     const again = new Spool(file);
     assert.equal(again.count, 2, 'the count survives a reopen');

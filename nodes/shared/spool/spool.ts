@@ -74,6 +74,7 @@ export class Spool implements SpoolSink {
   private readonly db: Database.Database;
   private readonly insertStmt: Database.Statement;
   private readonly deleteStmt: Database.Statement;
+  private readonly deleteRangeStmt: Database.Statement;
   private readonly deadStmt: Database.Statement;
   private readonly insertMany: (entries: NewSpoolEntry[]) => number[];
   private readonly deleteMany: (ids: number[]) => number;
@@ -111,13 +112,22 @@ export class Spool implements SpoolSink {
       );`);
     this.insertStmt = this.db.prepare('INSERT INTO spool (topic, payload, received_at) VALUES (?, ?, ?)');
     this.deleteStmt = this.db.prepare('DELETE FROM spool WHERE id = ?');
+    this.deleteRangeStmt = this.db.prepare('DELETE FROM spool WHERE id BETWEEN ? AND ?');
     this.deadStmt = this.db.prepare('INSERT INTO dead_letters (topic, payload, reason, at) VALUES (?, ?, ?, ?)');
     this.insertMany = this.db.transaction((entries: NewSpoolEntry[]) =>
       entries.map((e) => Number(this.insertStmt.run(e.topic, e.payload, e.receivedAt).lastInsertRowid)),
     );
+    // Entries appended by one commit have consecutive ids and are mostly settled together (a
+    // batch msg): each run of consecutive ids is one range delete instead of a delete per id.
     this.deleteMany = this.db.transaction((ids: number[]) => {
+      const sorted = Float64Array.from(ids).sort();
       let n = 0;
-      for (const id of ids) n += this.deleteStmt.run(id).changes;
+      for (let i = 0; i < sorted.length; ) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] <= sorted[j] + 1) j++;
+        n += j === i ? this.deleteStmt.run(sorted[i]).changes : this.deleteRangeStmt.run(sorted[i], sorted[j]).changes;
+        i = j + 1;
+      }
       return n;
     });
     this.deadMany = this.db.transaction((letters: DeadLetter[]) => {
