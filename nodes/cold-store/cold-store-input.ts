@@ -5,7 +5,7 @@
  * (the column lengths of the schema), they are not the contract's validation.
  */
 import type { GridData, Reading } from '../shared/db';
-import { canonicalIsoMs } from '../shared/iso-time';
+import { canonicalIso } from '../shared/iso-time';
 import { DEFAULT_UNITS } from '../shared/types';
 
 export class InputError extends Error {
@@ -54,11 +54,10 @@ function finite(o: Record<string, unknown>, field: string, where: string): numbe
 
 function isoTime(o: Record<string, unknown>, where: string): string {
   const v = o.timestamp;
-  if (typeof v === 'string' && !Number.isNaN(canonicalIsoMs(v))) return v; // canonical already
-  const ms = typeof v === 'string' ? Date.parse(v) : v instanceof Date ? v.getTime() : NaN;
-  if (!Number.isFinite(ms)) throw new InputError(`${where}.timestamp must be an ISO 8601 date-time`);
   // The identity of a reading includes its timestamp: store one canonical form.
-  return new Date(ms).toISOString();
+  const iso = typeof v === 'string' ? canonicalIso(v) : v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString() : null;
+  if (iso === null) throw new InputError(`${where}.timestamp must be an ISO 8601 date-time`);
+  return iso;
 }
 
 function items(payload: unknown, what: string): { list: unknown[]; single: boolean } {
