@@ -12,7 +12,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { HotStoreConfigNode } from '../hypervolt-hot-store/hot-store-config';
 import { dataDir, envText } from '../shared/node-settings';
 import { Spool, type SpoolEntry, type SpoolSink } from '../shared/spool/spool';
-import { completions } from '../shared/spool/tracker';
+import { completions, type SpoolRef } from '../shared/spool/tracker';
 import { shareGroupOf } from './adoption';
 import { DurableSubscriber, readTlsFiles, type DurableSubscriberOptions, type SubscriberState } from './durable-subscriber';
 import { joinGroup, memberTtlMs, membershipMessage, type GroupMember } from './group';
@@ -49,6 +49,11 @@ interface SpooledMessage {
   payload: Buffer;
   receivedAt: number;
   spoolId: number;
+}
+
+/** What the completion tracker keeps of a delivered entry. */
+function refOf(entry: SpoolEntry, sink: SpoolSink): SpoolRef {
+  return { sink, id: entry.id, topic: entry.topic, payload: entry.payload };
 }
 
 /** A count as "3 120" in the status. */
@@ -117,7 +122,7 @@ export = function (RED: NodeAPI) {
       if (release === 'stored') {
         completions.track(
           msgid,
-          items.map(({ entry, sink }) => ({ sink, id: entry.id, topic: entry.topic, payload: entry.payload })),
+          items.map(({ entry, sink }) => refOf(entry, sink)),
         );
       }
       const payload: SpooledMessage[] = items.map(({ entry }) => ({ topic: entry.topic, payload: entry.payload, receivedAt: entry.receivedAt, spoolId: entry.id }));
@@ -134,7 +139,7 @@ export = function (RED: NodeAPI) {
         return;
       }
       const msgid = RED.util.generateId();
-      if (release === 'stored') completions.track(msgid, { sink, id: entry.id, topic: entry.topic, payload: entry.payload });
+      if (release === 'stored') completions.track(msgid, refOf(entry, sink));
       node.send({ _msgid: msgid, topic: entry.topic, payload: entry.payload, spoolId: entry.id, receivedAt: entry.receivedAt } as never);
       if (release === 'sent') sink.removeSoon(entry.id);
     };

@@ -24,6 +24,11 @@ import {
 /** Most readings in one msg sent on from a batch (cold-store takes at most 10 000 per msg). */
 const MAX_OUT_READINGS = 5000;
 
+/** What the spool's dead letter of a rejected reading says: the code and message, and the reading. */
+function deadLetterOf(r: ValidationRejection): { reason: string; reading: unknown } {
+  return { reason: `${r.error.code}: ${r.error.message}`, reading: r.input };
+}
+
 function isMqttBatch(msg: NodeMessage): boolean {
   return (msg as { batch?: unknown }).batch === 'mqtt' && Array.isArray(msg.payload);
 }
@@ -103,7 +108,7 @@ export = function (RED: NodeAPI) {
           ...rejectionMessage(rejection, parseTopic(topic)?.prefix),
         }));
         if (completions.has(msg._msgid)) {
-          const reasons = batch.rejected.map(({ rejection: r, entry }) => ({ reason: `${r.error.code}: ${r.error.message}`, reading: r.input, entry }));
+          const reasons = batch.rejected.map(({ rejection, entry }) => ({ ...deadLetterOf(rejection), entry }));
           completions.expect(msg._msgid, batch.accepted.length, reasons);
         }
         // The readings go on as arrays (at most MAX_OUT_READINGS each, one msg in the usual case),
@@ -137,7 +142,7 @@ export = function (RED: NodeAPI) {
 
       // A spooled message (sensor-in): its rejects are dead-lettered, its accepted count awaited.
       if (completions.has(msg._msgid)) {
-        const reasons = result.rejected.map((r) => ({ reason: `${r.error.code}: ${r.error.message}`, reading: r.input }));
+        const reasons = result.rejected.map(deadLetterOf);
         completions.expect(msg._msgid, result.accepted.length, reasons);
       }
 
