@@ -184,6 +184,8 @@ function describeMiddlewareContract(name: string, shared?: (now: () => number) =
       for (let i = 0; i < 3; i++) assert.equal((await served.send('POST', '/api/sensor-readings/', '127.0.0.13')).status, 200);
       assert.equal((await served.send('POST', '/api/sensor-readings/', '127.0.0.13')).status, 429);
       assert.equal(served.reached(), before + 3);
+      // In memory: one bucket per client seen (.11, .12, .13 wrote; .11 and .12 sent commands).
+      if (!store) assert.deepEqual(mw.buckets(), { writes: 3, commands: 2 });
     });
   });
 }

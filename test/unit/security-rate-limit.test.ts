@@ -19,35 +19,10 @@ import { redisUrlProblem } from '../../app/rate-limit-redis';
 import { httpHardening } from '../../app/hardening';
 
 describe('security: rate limits', () => {
+  // The token bucket's and the middleware's answers are a contract both limiters (in memory and in
+  // Redis) are tested against: test/integration/rate-limit-redis.test.ts. Here, what only the
+  // in-memory one has.
   describe('TokenBucketLimiter', () => {
-    it('allows a minute of requests at once, then refills at perMinute/60 per second', () => {
-      let now = 0;
-      const b = new TokenBucketLimiter({ perMinute: 6, now: () => now });
-      for (let i = 0; i < 6; i++) assert.equal(b.take('a').ok, true, `request ${i + 1}`);
-      assert.deepEqual(b.take('a'), { ok: false, retryAfterSeconds: 10 });
-      now += 9_999;
-      assert.deepEqual(b.take('a'), { ok: false, retryAfterSeconds: 1 });
-      now += 1;
-      assert.equal(b.take('a').ok, true, 'available after the announced wait');
-      assert.equal(b.take('a').ok, false);
-    });
-
-    it('keeps clients apart', () => {
-      const b = new TokenBucketLimiter({ perMinute: 1, now: () => 0 });
-      assert.equal(b.take('a').ok, true);
-      assert.equal(b.take('a').ok, false);
-      assert.equal(b.take('b').ok, true);
-    });
-
-    it('never holds more than a minute of tokens', () => {
-      let now = 0;
-      const b = new TokenBucketLimiter({ perMinute: 2, now: () => now });
-      now = 3_600_000;
-      assert.deepEqual(b.take('a'), { ok: true, remaining: 1 });
-      assert.deepEqual(b.take('a'), { ok: true, remaining: 0 });
-      assert.equal(b.take('a').ok, false);
-    });
-
     it('memory is bounded: the least recently seen client is forgotten first', () => {
       const b = new TokenBucketLimiter({ perMinute: 1, maxKeys: 3, now: () => 0 });
       for (const k of ['a', 'b', 'c']) b.take(k);
@@ -70,10 +45,6 @@ describe('security: rate limits', () => {
       now = 90_000;
       assert.equal(b.sweep(), 1);
       assert.equal(b.size, 0);
-    });
-
-    it('refuses a non-positive rate', () => {
-      assert.throws(() => new TokenBucketLimiter({ perMinute: 0 }), RangeError);
     });
   });
 
@@ -136,75 +107,6 @@ describe('security: rate limits', () => {
     assert.deepEqual(logs, ['info rate limits: counted in memory, per instance (REDIS_URL not set)', 'info rate limits: off']);
   });
 
-  describe('rateLimitMiddleware on a server', () => {
-    let server: http.Server;
-    let port: number;
-    let now = 0;
-    let limiter: ReturnType<typeof rateLimitMiddleware>;
-    let reached = 0;
-
-    before(async () => {
-      limiter = rateLimitMiddleware({ writesPerMin: 3, commandsPerMin: 2 }, { now: () => now });
-      server = http.createServer((req, res) =>
-        limiter(req, res, () => {
-          reached += 1;
-          req.resume();
-          res.end('ok');
-        }),
-      );
-      await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
-      port = (server.address() as AddressInfo).port;
-    });
-    after(async () => {
-      limiter.close();
-      await new Promise<void>((r) => server.close(() => r()));
-    });
-
-    /** A request from a given loopback address, so each test can be a different client. */
-    function send(method: string, path: string, from: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-      return new Promise((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port, method, path, localAddress: from, agent: false }, (res) => {
-          let body = '';
-          res.on('data', (d) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        });
-        req.on('error', reject);
-        req.end(method === 'GET' ? undefined : '{"device_id": "d"}');
-      });
-    }
-
-    it('commands: tighter; writes: counted per client; reads never', async () => {
-      now = 0;
-      assert.equal((await send('POST', '/api/commands/', '127.0.0.11')).status, 200);
-      assert.equal((await send('POST', '/api/commands/', '127.0.0.11')).status, 200);
-      const limited = await send('POST', '/api/commands/', '127.0.0.11');
-      assert.equal(limited.status, 429);
-      assert.equal(limited.headers['retry-after'], '30');
-      assert.deepEqual(JSON.parse(limited.body), throttledBody(30));
-      // The two commands counted as writes too: one write left for this client.
-      assert.equal((await send('PATCH', '/api/preferences/x/', '127.0.0.11')).status, 200);
-      assert.equal((await send('DELETE', '/api/preferences/x/', '127.0.0.11')).status, 429);
-      for (let i = 0; i < 10; i++) assert.equal((await send('GET', '/api/health/', '127.0.0.11')).status, 200);
-      // Another client is not affected.
-      assert.equal((await send('POST', '/api/commands/', '127.0.0.12')).status, 200);
-      // Outside /api/: not limited.
-      for (let i = 0; i < 5; i++) assert.equal((await send('POST', '/admin/flows', '127.0.0.11')).status, 200);
-      // After the announced wait: allowed again.
-      now += 30_000;
-      assert.equal((await send('POST', '/api/commands/', '127.0.0.11')).status, 200);
-    });
-
-    it('a throttled request never reaches the routes', async () => {
-      now = 1_000_000;
-      const before = reached;
-      for (let i = 0; i < 3; i++) await send('POST', '/api/sensor-readings/', '127.0.0.13');
-      const after3 = reached;
-      assert.equal(after3 - before, 3);
-      assert.equal((await send('POST', '/api/sensor-readings/', '127.0.0.13')).status, 429);
-      assert.equal(reached, after3);
-      assert.deepEqual(limiter.buckets(), { writes: 3, commands: 2 }); // clients .11, .12, .13; commands from .11, .12
-    });
-  });
   describe('rateLimitMiddleware with a shared store (its waiting and failure paths; the Redis store: test/integration/rate-limit-redis.test.ts)', () => {
     /** A stand-in store: answers through a promise after `delayMs`, or fails as told. */
     class FakeShared implements SharedRateLimits {
