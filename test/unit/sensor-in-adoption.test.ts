@@ -123,6 +123,16 @@ describe('sensor-in adoption: group membership', () => {
     // close() stops its timers and leaves Redis as it is, as SIGKILL would
     return m.close();
   };
+  /** Members a and b; b crashes and, once its heartbeat expired, a is adopting its session. */
+  const bDiedAndAAdopts = async () => {
+    const a = join('a');
+    const b = join('b');
+    await Promise.all([a.start(), b.start()]);
+    await kill(b);
+    await timers.advance(2 * TTL);
+    assert.equal(adoptions.length, 1);
+    return { a, b };
+  };
 
   beforeEach(() => {
     clock = new ManualClock(1_000_000);
@@ -220,15 +230,10 @@ describe('sensor-in adoption: group membership', () => {
   });
 
   it('the owner taking its session back ends the adoption quietly: no retry against the live owner', async () => {
-    const a = join('a');
-    let b = join('b');
-    await Promise.all([a.start(), b.start()]);
-    await kill(b);
-    await timers.advance(2 * TTL);
-    assert.equal(adoptions.length, 1);
+    const { a } = await bDiedAndAAdopts();
     // b restarts: it heartbeats, and its MQTT connect takes the session over: the adopter's
     // connection is closed and not reopened (SessionAdoption: 'interrupted').
-    b = join('b');
+    const b = join('b');
     const waiting = b.start(); // waits while the adoption lock is held
     await timers.advance(10);
     adoptions[0].end('interrupted');
@@ -287,24 +292,14 @@ describe('sensor-in adoption: group membership', () => {
   });
 
   it('an adoption whose lock was lost (another took it) is stopped', async () => {
-    const a = join('a');
-    const b = join('b');
-    await Promise.all([a.start(), b.start()]);
-    await kill(b);
-    await timers.advance(2 * TTL);
-    assert.equal(adoptions.length, 1);
+    await bDiedAndAAdopts();
     store.locks.set('b', { token: 'someone-else', until: clock.now() + 10 * TTL });
     await timers.advance(TTL);
     assert.equal(adoptions[0].stopped, true);
   });
 
   it('close() stops an adoption in progress and releases its lock for another survivor', async () => {
-    const a = join('a');
-    const b = join('b');
-    await Promise.all([a.start(), b.start()]);
-    await kill(b);
-    await timers.advance(2 * TTL);
-    assert.equal(adoptions.length, 1);
+    const { a } = await bDiedAndAAdopts();
     members.splice(members.indexOf(a), 1);
     await a.close();
     assert.equal(adoptions[0].stopped, true);
