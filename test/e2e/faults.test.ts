@@ -24,9 +24,18 @@ import { startBroker, type Broker } from '../../bench/broker';
 import { startApp, type RunningApp } from '../support/app';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { canRunPrivatePostgres, startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from '../support/private-services';
-import { createTestDatabase, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID, TOPIC_PREFIX } from '../support/services';
+import { createTestDatabase, dropMqttSession, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID, TOPIC_PREFIX } from '../support/services';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 250 ms; on time-out the error ends with the app's last log lines. */
+async function pollUntil(what: string, cond: () => Promise<boolean>, ms: number, app: () => RunningApp | null): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}\n${app()?.logs().slice(-3000)}`);
+    await wait(250);
+  }
+}
 
 interface Counters {
   acked: number;
@@ -125,10 +134,7 @@ describe('faults: durable ingest (sensor-in)', function () {
     await pg?.end().catch(() => {});
     await db?.drop().catch(() => {});
     // End the broker sessions the app left (persistent by design).
-    for (const id of [clientId, `${clientId}-sensors`]) {
-      const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', { clientId: id, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 }, reconnectPeriod: 0 }).catch(() => null);
-      await c?.endAsync().catch(() => {});
-    }
+    for (const id of [clientId, `${clientId}-sensors`]) await dropMqttSession(id, 'mqtt://127.0.0.1:1883').catch(() => {});
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -164,13 +170,7 @@ describe('faults: durable ingest (sensor-in)', function () {
     }
   }
 
-  async function waitFor(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await cond())) {
-      if (Date.now() > end) throw new Error(`timed out: ${what}\n${app?.logs().slice(-3000)}`);
-      await wait(250);
-    }
-  }
+  const waitFor = (what: string, cond: () => Promise<boolean>, ms: number) => pollUntil(what, cond, ms, () => app);
 
   it('kill -9 mid-stream and restart: 5 000 QoS 1 readings, lost 0, duplicates 0', async () => {
     app = await startApp(env, { dataDir });
@@ -384,13 +384,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     return r.rows[0] as { rows: number; distinct: number };
   }
 
-  async function waitFor(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await cond())) {
-      if (Date.now() > end) throw new Error(`timed out: ${what}\n${app?.logs().slice(-3000)}`);
-      await wait(250);
-    }
-  }
+  const waitFor = (what: string, cond: () => Promise<boolean>, ms: number) => pollUntil(what, cond, ms, () => app);
 
   function samplePeak(): number {
     try {

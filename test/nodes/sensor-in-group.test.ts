@@ -15,7 +15,8 @@ import sensorInNode = require('../../nodes/sensor-in/sensor-in');
 import hotStoreNode = require('../../nodes/hypervolt-hot-store/hypervolt-hot-store');
 import { RedisMembershipStore } from '../../nodes/sensor-in/membership-redis';
 import { Spool } from '../../nodes/shared/spool/spool';
-import { MQTT_BROKER_URL, REDIS_PREFIX, REDIS_URL, RUN_ID, TOPIC_PREFIX, requireService } from '../support/services';
+import { waitFor } from '../support/fakes/node-utils';
+import { MQTT_BROKER_URL, REDIS_PREFIX, REDIS_URL, RUN_ID, TOPIC_PREFIX, dropMqttSession, requireService } from '../support/services';
 
 helper.init(require.resolve('node-red'));
 
@@ -49,18 +50,8 @@ function watch(node: any): { statuses: string[]; logs: string[] } {
 }
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await wait(20);
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 15_000) => waitFor(cond, what, ms);
 
-async function dropSession(clientId: string): Promise<void> {
-  const c = await mqtt.connectAsync(MQTT_BROKER_URL, { clientId, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 }, reconnectPeriod: 0 });
-  await c.endAsync();
-}
 
 describe('sensor-in in a group (node)', function () {
   this.timeout(60_000);
@@ -80,7 +71,7 @@ describe('sensor-in in a group (node)', function () {
   });
   afterEach(async () => {
     await helper.unload();
-    for (const s of sessions.splice(0)) await dropSession(s).catch(() => undefined);
+    for (const s of sessions.splice(0)) await dropMqttSession(s).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   after(async () => {

@@ -17,24 +17,14 @@ import databaseNode = require('../../nodes/hypervolt-database/hypervolt-database
 import { DurableSubscriber } from '../../nodes/sensor-in/durable-subscriber';
 import { Spool, type NewSpoolEntry } from '../../nodes/shared/spool/spool';
 import { openDatabase } from '../../nodes/shared/db';
-import { MQTT_BROKER_URL, RUN_ID, TOPIC_PREFIX, requireService } from '../support/services';
+import { waitFor } from '../support/fakes/node-utils';
+import { MQTT_BROKER_URL, RUN_ID, TOPIC_PREFIX, dropMqttSession, requireService } from '../support/services';
 
 helper.init(require.resolve('node-red'));
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await wait(20);
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 10_000) => waitFor(cond, what, ms);
 
-/** Ends the broker's session of a client id (clean start, no expiry). */
-async function dropSession(clientId: string): Promise<void> {
-  const c = await mqtt.connectAsync(MQTT_BROKER_URL, { clientId, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 }, reconnectPeriod: 0 });
-  await c.endAsync();
-}
 
 async function publish(topic: string, payloads: string[]): Promise<void> {
   const c = await mqtt.connectAsync(MQTT_BROKER_URL, { clientId: `hvtest-pub-${RUN_ID}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
@@ -95,7 +85,7 @@ describe('sensor-in', function () {
       await helper.unload();
       await helper.stopServer();
     }
-    for (const s of sessions.splice(0)) await dropSession(s).catch(() => {});
+    for (const s of sessions.splice(0)) await dropMqttSession(s).catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'crypto';
 import type Redis from 'ioredis';
+import mqtt from 'mqtt';
 import net from 'net';
 import { Client } from 'pg';
 
@@ -87,4 +88,13 @@ export async function deleteRedisKeys(client: Redis, pattern: string): Promise<v
     if (keys.length) await client.del(...keys);
     cursor = next;
   } while (cursor !== '0');
+}
+
+/**
+ * Ends the broker's session of a client id (MQTT 5 clean start with session expiry 0): what a
+ * test's persistent session (sensor-in, the app) left behind.
+ */
+export async function dropMqttSession(clientId: string, url = MQTT_BROKER_URL): Promise<void> {
+  const c = await mqtt.connectAsync(url, { clientId, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 }, reconnectPeriod: 0 });
+  await c.endAsync();
 }
