@@ -14,6 +14,8 @@ import { SampleBuffer } from './stats';
  * latencies from then on are also summarised apart, as the steady state.
  */
 export const STEADY_AFTER_MS = 1000;
+/** Width of the slices of sending time over which the highest latency is kept (WsCollector.sliceMax). */
+export const SLICE_MS = 250;
 export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /**
@@ -194,6 +196,8 @@ export class WsCollector {
   latencies = new SampleBuffer(1 << 16);
   /** Latencies of the readings sent from STEADY_AFTER_MS after the first one on (past the step up in rate). */
   latenciesSteady = new SampleBuffer(1 << 16);
+  /** Highest latency of the readings sent in each SLICE_MS of the load (where in the run the time went). */
+  sliceMax: number[] = [];
 
   constructor(private readonly url: string) {}
 
@@ -236,6 +240,7 @@ export class WsCollector {
     this.lastAt = 0;
     this.latencies = new SampleBuffer(Math.min(1 << 20, Math.max(1024, sendTimes.length)));
     this.latenciesSteady = new SampleBuffer(Math.min(1 << 20, Math.max(1024, sendTimes.length)));
+    this.sliceMax = [];
   }
 
   private onMessage(data: Buffer): void {
@@ -266,8 +271,12 @@ export class WsCollector {
     this.lastAt = at;
     const sent = this.times[seq];
     if (!Number.isNaN(sent)) {
-      this.latencies.push(at - sent);
-      if (sent - this.times[0] >= STEADY_AFTER_MS) this.latenciesSteady.push(at - sent);
+      const ms = at - sent;
+      this.latencies.push(ms);
+      const since = sent - this.times[0];
+      if (since >= STEADY_AFTER_MS) this.latenciesSteady.push(ms);
+      const slice = Math.floor(since / SLICE_MS);
+      if (!(this.sliceMax[slice] >= ms)) this.sliceMax[slice] = ms;
     }
   }
 

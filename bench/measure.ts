@@ -90,6 +90,8 @@ export interface RateResult {
   latencyWs: Summary;
   /** The same for the readings sent after the first second of the rate (STEADY_AFTER_MS). */
   latencyWsSteady: Summary;
+  /** Highest publish->WS latency (ms) of the readings sent in each 250 ms slice of the load, over the clients. */
+  latencyWsSliceMax: number[];
   latencyCommit: Summary;
   /**
    * Milliseconds from the last publish to the last reading stored or broadcast (whichever is
@@ -308,6 +310,9 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
   const wsDuplicates = wss.reduce((n, w) => n + w.duplicates, 0);
   const latencyWs = summarize(concatSamples(wss.map((w) => w.latencies.values())));
   const latencyWsSteady = summarize(concatSamples(wss.map((w) => w.latenciesSteady.values())));
+  const latencyWsSliceMax = Array.from({ length: Math.max(0, ...wss.map((w) => w.sliceMax.length)) }, (_, i) =>
+    Math.max(0, ...wss.map((w) => w.sliceMax[i] ?? 0)),
+  );
   const wsLastAt = Math.max(...wss.map((w) => w.lastAt));
   const accepted1 = accepted0 ? await acceptedCounts(targets) : null;
 
@@ -367,6 +372,7 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     hotWindowMismatch: hot.mismatch,
     latencyWs,
     latencyWsSteady,
+    latencyWsSliceMax,
     latencyCommit,
     drainSeconds,
     drained,

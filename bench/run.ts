@@ -348,6 +348,7 @@ async function main(): Promise<number> {
             `p99 ws ${r.latencyWs.p99.toFixed(1)} ms, done ${r.completionLagMs.toFixed(0)} ms after the last publish, ` +
             `${r.lossless ? 'lossless' : 'NOT lossless'}${r.keptUp ? ', kept up' : ''}`,
         );
+        log(`  highest publish->WS ms per 250 ms of sending: ${r.latencyWsSliceMax.map((v) => v.toFixed(0)).join(' ')}`);
         if (!r.drained || r.wsClosed) {
           log(`  ${label} did not drain: restarting it so the backlog does not reach the next rate`);
           await stopTarget(s);

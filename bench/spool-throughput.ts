@@ -2,10 +2,10 @@
  * `npm run bench:spool`: how fast the ingest spool (nodes/shared/spool/spool.ts) takes appends,
  * and the cold store's spill file (nodes/cold-store/reading-spill.ts) takes readings, on this
  * machine's disk. Prints appends per second for:
- * - one append at a time (each awaited: one transaction and one fsync per message, the worst
- *   case, a publisher that waits for each PUBACK);
- * - bursts of 10, 100 and 1 000 appends in the same tick (group commit: one transaction per tick,
- *   what sensor-in sees under load);
+ * - one append at a time (each awaited until durable: one transaction and one WAL sync per
+ *   message, the worst case, a publisher that waits for each PUBACK);
+ * - bursts of 10, 100 and 1 000 appends in the same tick (group commit: one transaction and one
+ *   sync per tick, what sensor-in sees under load);
  * with `synchronous = FULL` (the default: survives a power loss) and `NORMAL` (survives a crash).
  */
 import fs from 'fs';
@@ -32,7 +32,12 @@ async function appendRate(burst: number, total: number, append: (i: number) => P
 async function spoolRate(dir: string, sync: 'FULL' | 'NORMAL', burst: number, total: number): Promise<number> {
   const spool = new Spool(path.join(dir, `spool-${sync}-${burst}.db`), { synchronous: sync });
   try {
-    return await appendRate(burst, total, () => spool.append({ topic: 'hypervolt/sensors/living_room/temperature', payload: PAYLOAD, receivedAt: Date.now() }));
+    // Durable appends, as sensor-in waits for them before a PUBACK: the commit, then the WAL sync.
+    const durable = async () => {
+      await spool.append({ topic: 'hypervolt/sensors/living_room/temperature', payload: PAYLOAD, receivedAt: Date.now() });
+      await spool.whenDurable();
+    };
+    return await appendRate(burst, total, durable);
   } finally {
     spool.close();
   }

@@ -74,8 +74,11 @@ export = function (RED: NodeAPI) {
     const rebuilder = database
       ? new WindowRebuilder({
           store,
-          recent: async (key, limit) =>
-            (await (await database.getDatabase()).readings.list({ filters: key, ordering: '-timestamp', pageSize: limit })).rows,
+          recent: async (sensors, limit) =>
+            (await database.getDatabase()).readings.newestBefore(
+              sensors.map((s) => ({ sensor_type: s.key.sensor_type, sensor_id: s.key.sensor_id, before: new Date(s.before).toISOString() })),
+              limit,
+            ),
           logger: { log: (m) => node.log(m), warn: (m) => node.warn(m) },
         })
       : undefined;

@@ -1,7 +1,8 @@
 /**
  * Durable MQTT subscription, free of Node-RED: every message is appended to the spool (group
- * commit) before its QoS 1 PUBACK is sent, so a crash at any point loses nothing the broker
- * handed over; what was spooled and not yet stored is replayed on the next start.
+ * commit) and on disk before its QoS 1 PUBACK is sent, so a crash at any point loses nothing the
+ * broker handed over; what was spooled and not yet stored is replayed on the next start. The
+ * flow gets a message as soon as its commit is done, while the disk sync runs.
  *
  * mqtt.js processes incoming packets one at a time and sends the PUBACK when `handleMessage`
  * calls back, so holding that callback would commit one message per transaction. Instead the
@@ -208,14 +209,22 @@ export class DurableSubscriber {
     const topic = packet.topic;
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const receivedAt = Date.now();
-    const p = this.opts.spool.append({ topic, payload, receivedAt }).then(
+    const spool = this.opts.spool;
+    // Into the flow once committed; acknowledged once on disk (whenDurable: the WAL sync runs
+    // meanwhile on the thread pool). Should the process die between the two, the broker sends
+    // the message again and the cold store keeps one copy.
+    const p = spool.append({ topic, payload, receivedAt }).then(
       (id) => {
+        this.opts.onMessage({ id, topic, payload, receivedAt }, false);
+        return spool.whenDurable();
+      },
+    ).then(
+      () => {
         this.ack(packet, generation);
         if (this.spoolFailed) {
           this.spoolFailed = false;
           this.showState();
         }
-        this.opts.onMessage({ id, topic, payload, receivedAt }, false);
       },
       (err: Error) => {
         // Not acknowledged: drop the connection so the broker sends it again later.

@@ -159,6 +159,45 @@ for (const backend of backends()) {
       });
     });
 
+    describe('newestBefore', () => {
+      it("each sensor's newest `limit` rows older than its own time, in one call; other sensors and types left out", async () => {
+        const end = Date.parse('2026-01-26T08:00:00.000Z');
+        await repo().insertMany([
+          ...series(10, { sensor_id: 'a' }),
+          ...series(3, { sensor_id: 'b' }),
+          ...series(4, { sensor_id: 'a', sensor_type: 'temperature', unit: 'C' }),
+          ...series(5, { sensor_id: 'c' }),
+        ]);
+        const at = (minutesBefore: number) => new Date(end - minutesBefore * MINUTE).toISOString();
+        const rows = await repo().newestBefore(
+          [
+            { sensor_type: 'ldr', sensor_id: 'a', before: at(2) }, // minutes 3..9 are older: the newest 4 of them
+            { sensor_type: 'ldr', sensor_id: 'b', before: at(-1) }, // all 3
+            { sensor_type: 'ldr', sensor_id: 'none', before: at(0) },
+            { sensor_type: 'temperature', sensor_id: 'a', before: at(3) }, // its oldest is minute 3: strictly older, none
+          ],
+          4,
+        );
+        const got = rows.map((r) => `${r.sensor_type}/${r.sensor_id}/${(end - Date.parse(r.timestamp)) / MINUTE}`).sort();
+        assert.deepEqual(got, ['ldr/a/3', 'ldr/a/4', 'ldr/a/5', 'ldr/a/6', 'ldr/b/0', 'ldr/b/1', 'ldr/b/2'].sort());
+        for (const r of rows) assert.deepEqual(Object.keys(r).sort(), [...CONTRACT_FIELDS].sort());
+        assert.deepEqual(await repo().newestBefore([], 4), []);
+      });
+
+      it('many sensors in one call (past the SQLite statement chunk), with hostile ids as plain values', async () => {
+        const ids = [...Array.from({ length: 450 }, (_, i) => `s${i}`), ...INJECTIONS.filter((x) => !x.includes('\u0000'))];
+        await repo().insertMany(ids.flatMap((id) => series(2, { sensor_id: id })));
+        const rows = await repo().newestBefore(
+          ids.map((sensor_id) => ({ sensor_type: 'ldr', sensor_id, before: '2026-01-26T09:00:00.000Z' })),
+          1,
+        );
+        assert.equal(rows.length, ids.length);
+        assert.deepEqual(new Set(rows.map((r) => r.sensor_id)), new Set(ids));
+        for (const r of rows) assert.equal(r.timestamp, '2026-01-26T08:00:00.000Z');
+        assert.equal(await tableCount(), ids.length * 2);
+      });
+    });
+
     describe('findByKeys and saveMany', () => {
       it('finds stored rows by key in one call and ignores unknown keys', async () => {
         await repo().insertMany(series(5));

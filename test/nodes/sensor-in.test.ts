@@ -1,6 +1,7 @@
 /**
- * sensor-in against the local Mosquitto: the PUBACK is sent only after the spool commit (a
- * message whose append never commits is redelivered to the next session), replay of the spool on
+ * sensor-in against the local Mosquitto: the PUBACK is sent only after the spool commit is on disk
+ * (a message whose append never commits, or whose commit is not yet synced, is redelivered to the
+ * next session; the flow gets it at the commit), replay of the spool on
  * start (through sensor-validate and cold-store on SQLite: stored, dead-lettered, removed), and
  * flow control above maxPending.
  */
@@ -38,6 +39,32 @@ class StuckSpool extends Spool {
   override append(_e: NewSpoolEntry): Promise<number> {
     this.attempts++;
     return new Promise(() => {});
+  }
+}
+
+/** A spool whose commits are never on disk (whenDurable never resolves: the process "dies" first). */
+class UnsyncedSpool extends Spool {
+  syncWaits = 0;
+  override whenDurable(): Promise<void> {
+    this.syncWaits++;
+    return new Promise(() => {});
+  }
+}
+
+/** A spool whose first WAL syncs fail (an I/O error), then work. */
+class FailingSyncSpool extends Spool {
+  constructor(
+    file: string,
+    public failures: number,
+  ) {
+    super(file);
+  }
+  override whenDurable(): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      return Promise.reject(new Error('EIO: i/o error, fdatasync'));
+    }
+    return super.whenDurable();
   }
 }
 
@@ -114,6 +141,57 @@ describe('sensor-in', function () {
     assert.equal(spool.count, 1, 'spooled before it was passed on');
     await until('the PUBACK', () => second.acked === 1);
     stuck.close();
+  });
+
+  it('passes a message on once committed but acknowledges it only once on disk: one not yet synced is redelivered to the next session', async () => {
+    const { clientId, topic, base } = ids();
+    const unsynced = new UnsyncedSpool(path.join(dir, 'u.db'));
+    const early: string[] = [];
+    const first = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool: unsynced, onMessage: (e) => early.push(e.payload.toString()) });
+    await first.start();
+    await until('connected', () => first.connected);
+    await wait(200); // the SUBACK
+    await publish(`${base}/sensors/room/ldr`, ['{"n":3}']);
+    await until('the message in the flow', () => early.length === 1);
+    assert.equal(unsynced.count, 1, 'committed before it was passed on');
+    assert.equal(unsynced.syncWaits, 1);
+    await wait(300);
+    assert.equal(first.acked, 0, 'no PUBACK before the sync');
+    await first.close(); // like a crash before the disk had it
+    unsynced.close();
+
+    const spool = new Spool(path.join(dir, 'v.db'));
+    const got: string[] = [];
+    const second = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()) });
+    closers.push(async () => {
+      await second.close();
+      spool.close();
+    });
+    await second.start();
+    await until('the redelivery', () => got.length === 1);
+    assert.deepEqual(got, ['{"n":3}']);
+    await until('the PUBACK', () => second.acked === 1);
+  });
+
+  it('does not acknowledge a message whose sync failed: spool-error, and the broker sends it again', async () => {
+    const { clientId, topic, base } = ids();
+    const spool = new FailingSyncSpool(path.join(dir, 's.db'), 1);
+    const got: string[] = [];
+    const states: string[] = [];
+    const sub = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()), onState: (s) => states.push(s) });
+    closers.push(async () => {
+      await sub.close();
+      spool.close();
+    });
+    await sub.start();
+    await until('connected', () => sub.connected);
+    await wait(200);
+    await publish(`${base}/sensors/room/ldr`, ['{"n":4}']);
+    await until('the delivery again after the failed sync', () => got.length === 2, 15_000);
+    assert.ok(states.includes('spool-error'));
+    assert.deepEqual(got, ['{"n":4}', '{"n":4}'], 'passed on twice (stored once downstream by its key)');
+    await until('the PUBACK of the second delivery', () => sub.acked === 1);
+    assert.ok(states.lastIndexOf('connected') > states.indexOf('spool-error'), 'the status recovers');
   });
 
   it('does not acknowledge a message whose append failed; the broker sends it again', async () => {

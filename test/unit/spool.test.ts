@@ -9,6 +9,26 @@ import { ManualClock } from '../../nodes/shared/clock';
 import { ManualTimers } from '../../nodes/shared/timers';
 
 const tick = () => new Promise((r) => setImmediate(r));
+
+interface SyncCall {
+  fd: number;
+  /** Completes the held fdatasync: runs the real one (on success) and calls back. */
+  finish(err: Error | null): void;
+}
+
+/** Holds every `fs.fdatasync` call until the test finishes it, and records its fd. */
+async function withFdatasyncSpy(body: (calls: SyncCall[]) => Promise<void>): Promise<void> {
+  const real = fs.fdatasync;
+  const calls: SyncCall[] = [];
+  (fs as { fdatasync: unknown }).fdatasync = (fd: number, cb: (err: Error | null) => void) => {
+    calls.push({ fd, finish: (err) => (err ? cb(err) : real(fd, cb)) });
+  };
+  try {
+    await body(calls);
+  } finally {
+    (fs as { fdatasync: unknown }).fdatasync = real;
+  }
+}
 const entry = (i: number) => ({ topic: `HyperVolt/sensors/room/ldr`, payload: Buffer.from(`{"i":${i}}`), receivedAt: 1000 + i });
 
 describe('Spool', () => {
@@ -51,19 +71,72 @@ describe('Spool', () => {
     again.close();
   });
 
-  it('uses WAL with synchronous FULL by default (durable across power loss), NORMAL on request', () => {
+  it('uses WAL; commits run with SQLite NORMAL, and FULL (the default) adds a WAL sync before whenDurable', async () => {
     const s = new Spool(file);
     const db = new (require('better-sqlite3'))(file);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.close();
-    s.close();
     // The pragma is per connection: check it through the spool's own connection.
-    const full = new Spool(file) as unknown as { db: { pragma(s: string, o: object): unknown } };
-    assert.equal(full.db.pragma('synchronous', { simple: true }), 2);
-    (full as unknown as Spool).close();
-    const normal = new Spool(file, { synchronous: 'NORMAL' }) as unknown as { db: { pragma(s: string, o: object): unknown } };
-    assert.equal(normal.db.pragma('synchronous', { simple: true }), 1);
-    (normal as unknown as Spool).close();
+    assert.equal((s as unknown as { db: { pragma(s: string, o: object): unknown } }).db.pragma('synchronous', { simple: true }), 1);
+    s.close();
+    await withFdatasyncSpy(async (calls) => {
+      const normal = new Spool(file, { synchronous: 'NORMAL' });
+      await normal.append(entry(1));
+      await normal.whenDurable();
+      assert.equal(calls.length, 0, 'NORMAL: no sync of its own');
+      normal.close();
+    });
+  });
+
+  it('FULL: append resolves at the commit, whenDurable after an fdatasync of the WAL file; one sync covers the commits before it', async () => {
+    await withFdatasyncSpy(async (calls) => {
+      const s = new Spool(file);
+      assert.equal(calls.length, 0);
+      await s.whenDurable(); // nothing committed: nothing to wait for
+      const id = await s.append(entry(1));
+      assert.ok(id > 0, 'the entry has its id before it is on disk');
+      assert.equal(calls.length, 0, 'the commit itself does not sync');
+      let durable = false;
+      const d1 = s.whenDurable().then(() => (durable = true));
+      const d1again = s.whenDurable();
+      assert.equal(calls.length, 1, 'one sync for both waiters');
+      assert.equal(fs.fstatSync(calls[0].fd).ino, fs.statSync(`${file}-wal`).ino, 'the WAL file is synced');
+      await tick();
+      assert.equal(durable, false, 'not before the sync returned');
+      // A commit made while that sync runs waits for the next one, which starts when it returns.
+      await s.append(entry(2));
+      const d2 = s.whenDurable();
+      assert.equal(calls.length, 1);
+      calls[0].finish(null);
+      await Promise.all([d1, d1again]);
+      assert.equal(durable, true);
+      assert.equal(calls.length, 2, 'the next sync started');
+      calls[1].finish(null);
+      await d2;
+      await s.whenDurable(); // all durable: at once
+      assert.equal(calls.length, 2);
+      s.close();
+    });
+  });
+
+  it('FULL: a failed sync rejects its waiters (not acknowledged); close syncs what is still waited for', async () => {
+    await withFdatasyncSpy(async (calls) => {
+      const s = new Spool(file);
+      await s.append(entry(1));
+      const failed = s.whenDurable();
+      calls[0].finish(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+      await assert.rejects(failed, /EIO/);
+      const retried = s.whenDurable();
+      assert.equal(calls.length, 2, 'the next waiter syncs again');
+      await s.append(entry(2));
+      const last = s.whenDurable();
+      s.close(); // while a sync runs and another is due: both settled by close's own sync
+      await Promise.all([retried, last]);
+      calls[1].finish(null); // the running one returns late: its fd is closed then, nothing breaks
+      const again = new Spool(file);
+      assert.equal(again.count, 2);
+      again.close();
+    });
   });
 
   it('group commit: everything appended in one tick is one transaction', async () => {
@@ -116,10 +189,15 @@ describe('Spool', () => {
       const s = new Spool(f, { synchronous: sync });
       const n = 1000;
       let t0 = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) await s.append(entry(i)); // one per tick: one fsync each
+      // Durable appends (the commit, then the WAL sync with FULL), as sensor-in waits for them.
+      const durable = async (i: number) => {
+        await s.append(entry(i));
+        await s.whenDurable();
+      };
+      for (let i = 0; i < n; i++) await durable(i); // one per tick: one sync each
       const single = n / (Number(process.hrtime.bigint() - t0) / 1e9);
       t0 = process.hrtime.bigint();
-      for (let k = 0; k < 100; k++) await Promise.all(Array.from({ length: 100 }, (_, i) => s.append(entry(i))));
+      for (let k = 0; k < 100; k++) await Promise.all(Array.from({ length: 100 }, (_, i) => durable(i)));
       const grouped = 10_000 / (Number(process.hrtime.bigint() - t0) / 1e9);
       // eslint-disable-next-line no-console
       console.log(`      spool ${sync}: ${Math.round(single)} appends/s one per transaction, ${Math.round(grouped)} appends/s in groups of 100`);

@@ -1,8 +1,8 @@
 import assert from 'assert/strict';
 import { MemoryWindowStore } from '../../nodes/hot-window/memory-window-store';
 import { StoreStateHolder } from '../../nodes/hot-window/store-state';
-import { WindowRebuilder, type RebuildTarget } from '../../nodes/hot-window/window-rebuild';
-import type { SensorKey, StoreState } from '../../nodes/hot-window/window-store';
+import { WindowRebuilder, type RebuildRequest, type RebuildTarget } from '../../nodes/hot-window/window-rebuild';
+import type { StoreState } from '../../nodes/hot-window/window-store';
 import type { Reading } from '../../nodes/shared/types';
 
 const T0 = Date.parse('2026-01-26T08:00:00.000Z');
@@ -26,9 +26,12 @@ function target(size = 5): RebuildTarget & { memory: MemoryWindowStore; set(stat
   return t;
 }
 
-/** The cold store: every reading of seconds 0..stored-1 per sensor, newest first as the query returns them. */
+/**
+ * The cold store: every reading of seconds 0..stored-1 per sensor; a query answers, for each
+ * sensor asked, its newest `limit` readings older than its `before` (as newestBefore does).
+ */
 function coldStore(stored: number) {
-  const calls: Array<{ key: SensorKey; limit: number }> = [];
+  const calls: Array<{ sensors: string[]; limit: number }> = [];
   let failing = false;
   let gate: Promise<void> = Promise.resolve();
   let running = 0;
@@ -40,14 +43,19 @@ function coldStore(stored: number) {
     },
     fail: (on: boolean) => (failing = on),
     hold: (p: Promise<void>) => (gate = p),
-    recent: async (key: SensorKey, limit: number) => {
-      calls.push({ key, limit });
+    recent: async (sensors: readonly RebuildRequest[], limit: number) => {
+      calls.push({ sensors: sensors.map((s) => s.key.sensor_id), limit });
       running++;
       peak = Math.max(peak, running);
       try {
         await gate;
         if (failing) throw new Error('database unavailable');
-        return Array.from({ length: stored }, (_, i) => reading(key.sensor_id, i)).reverse().slice(0, limit);
+        return sensors.flatMap(({ key, before }) =>
+          Array.from({ length: stored }, (_, i) => reading(key.sensor_id, i))
+            .filter((r) => Date.parse(r.timestamp) < before)
+            .reverse()
+            .slice(0, limit),
+        );
       } finally {
         running--;
       }
@@ -63,14 +71,14 @@ const timestamps = async (t: ReturnType<typeof target>, id: string) =>
   (await t.memory.read({ sensor_type: 'ldr', sensor_id: id })).readings.map((r) => (Date.parse(r.timestamp) - T0) / 1000);
 
 describe('WindowRebuilder', () => {
-  it('the first push of a sensor queries its newest N stored readings once and fills the window with those older than the push', async () => {
+  it('the first push of a sensor asks for its newest N stored readings older than the push once, and fills the window with them', async () => {
     const t = target(5);
     const cold = coldStore(20);
     const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger });
     await t.memory.pushMany([reading('a', 20)]);
     r.notice([reading('a', 20)]);
     await r.idle();
-    assert.deepEqual(cold.calls, [{ key: { sensor_type: 'ldr', sensor_id: 'a' }, limit: 5 }]);
+    assert.deepEqual(cold.calls, [{ sensors: ['a'], limit: 5 }]);
     assert.deepEqual(await timestamps(t, 'a'), [16, 17, 18, 19, 20]);
     // later pushes: no query
     for (let s = 21; s < 25; s++) r.notice([reading('a', s)]);
@@ -91,41 +99,42 @@ describe('WindowRebuilder', () => {
     await r.close();
   });
 
-  it('one query per sensor of an array, and a reconnect of the store makes every sensor rebuild again', async () => {
+  it('one query for every new sensor of a push, and a reconnect of the store makes every sensor rebuild again', async () => {
     const t = target(5);
     const cold = coldStore(3);
     const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger });
     r.notice([reading('a', 9), reading('b', 9), reading('a', 10)]);
     await r.idle();
-    assert.deepEqual(cold.calls.map((c) => c.key.sensor_id), ['a', 'b']);
+    assert.deepEqual(cold.calls.map((c) => c.sensors), [['a', 'b']]);
     t.set('disconnected');
     r.notice([reading('a', 11)]); // still the old connection's Set: nothing
     await r.idle();
-    assert.equal(cold.calls.length, 2);
+    assert.equal(cold.calls.length, 1);
     t.set('connected');
     await t.memory.close(); // the windows are gone with the restart
     t.memory = new MemoryWindowStore({ size: 5 });
     r.notice([reading('a', 12)]);
     r.notice([reading('a', 13)]);
     await r.idle();
-    assert.deepEqual(cold.calls.map((c) => c.key.sensor_id), ['a', 'b', 'a']);
+    assert.deepEqual(cold.calls.map((c) => c.sensors), [['a', 'b'], ['a']]);
     assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2]);
     await r.close();
   });
 
-  it('runs at most `concurrency` queries at once and queues the rest', async () => {
+  it('asks for at most `batch` sensors per query, runs at most `concurrency` queries at once and queues the rest', async () => {
     const t = target(5);
     const cold = coldStore(2);
     let open!: () => void;
     cold.hold(new Promise<void>((res) => (open = res)));
-    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger, concurrency: 4 });
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger, concurrency: 2, batch: 3 });
     r.notice(Array.from({ length: 10 }, (_, i) => reading(`s${i}`, 5)));
     await new Promise((res) => setImmediate(res));
-    assert.equal(cold.calls.length, 4);
+    assert.deepEqual(cold.calls.map((c) => c.sensors), [['s0', 's1', 's2'], ['s3', 's4', 's5']]);
+    r.notice([reading('s10', 6)]); // queued behind the others
     open();
     await r.idle();
-    assert.equal(cold.calls.length, 10);
-    assert.equal(cold.peak, 4);
+    assert.deepEqual(cold.calls.slice(2).map((c) => c.sensors), [['s6', 's7', 's8'], ['s9', 's10']]);
+    assert.equal(cold.peak, 2);
     for (let i = 0; i < 10; i++) assert.deepEqual(await timestamps(t, `s${i}`), [0, 1]);
     await r.close();
   });
@@ -140,16 +149,17 @@ describe('WindowRebuilder', () => {
     await r.idle();
     r.notice([reading('a', 10)]);
     await r.idle();
-    assert.equal(cold.calls.length, 3);
+    assert.deepEqual(cold.calls.map((c) => c.sensors), [['a', 'b'], ['a']]);
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /database unavailable/);
+    assert.match(warnings[0], /ldr:a and 1 more\): database unavailable/);
     cold.fail(false);
-    r.notice([reading('a', 11)]);
+    r.notice([reading('a', 11), reading('b', 11)]);
     await r.idle();
     assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2]);
+    assert.deepEqual(await timestamps(t, 'b'), [0, 1, 2]);
     r.notice([reading('a', 12)]);
     await r.idle();
-    assert.equal(cold.calls.length, 4);
+    assert.equal(cold.calls.length, 3);
     await r.close();
   });
 
@@ -158,14 +168,14 @@ describe('WindowRebuilder', () => {
     const cold = coldStore(1);
     let open!: () => void;
     cold.hold(new Promise<void>((res) => (open = res)));
-    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger, concurrency: 1, maxQueued: 2 });
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger, concurrency: 1, batch: 1, maxQueued: 2 });
     r.notice([reading('a', 5), reading('b', 5), reading('c', 5), reading('d', 5)]);
-    assert.equal(r.tracked, 3); // a running, b and c queued, d refused
+    assert.equal(r.tracked, 2); // a and b queued (then a started), c and d refused
     open();
     await r.idle();
-    r.notice([reading('d', 6)]);
+    r.notice([reading('c', 6), reading('d', 6)]);
     await r.idle();
-    assert.deepEqual(cold.calls.map((c) => c.key.sensor_id), ['a', 'b', 'c', 'd']);
+    assert.deepEqual(cold.calls.map((c) => c.sensors), [['a'], ['b'], ['c'], ['d']]);
     await r.close();
   });
 });

@@ -10,6 +10,7 @@ import type {
   InsertReadingsResult,
   ListOptions,
   ListResult,
+  NewestBeforeRequest,
   Reading,
   ReadingFilters,
   ReadingKey,
@@ -44,6 +45,8 @@ const INSERT_COLUMNS = ['sensor_type', 'sensor_id', 'value', 'unit', 'location',
 /** Rows per SQLite statement: as many as the variable limit allows. */
 const SQLITE_INSERT_CHUNK = Math.floor(SQLITE_MAX_VARIABLES / INSERT_COLUMNS.length);
 const SQLITE_KEY_CHUNK = Math.floor(SQLITE_MAX_VARIABLES / 3);
+/** Sensors per SQLite newestBefore statement: one UNION ALL arm each (SQLite allows 500 arms). */
+const SQLITE_NEWEST_CHUNK = 200;
 
 const RETURNING = `RETURNING ${selectList(READINGS_TABLE)}`;
 
@@ -176,6 +179,45 @@ class SqlReadingRepository implements ReadingRepository {
             `SELECT ${selectList(READINGS_TABLE)} FROM sensor_readings
              WHERE (sensor_type, sensor_id, timestamp) IN (VALUES ${values})`,
             part.flatMap((k) => [k.sensor_type, k.sensor_id, k.timestamp]),
+          )),
+        );
+      }
+    }
+    return rowsFromDb(READINGS_TABLE, raw, this.db.dialect);
+  }
+
+  async newestBefore(sensors: readonly NewestBeforeRequest[], limit: number): Promise<ReadingRow[]> {
+    if (sensors.length === 0 || !(limit > 0)) return [];
+    const wanted = sensors.map((s, i) => {
+      try {
+        return { sensor_type: s.sensor_type, sensor_id: s.sensor_id, before: toIsoMs(s.before) };
+      } catch {
+        throw new TypeError(`sensor ${i} has an invalid time: ${String(s.before)}`);
+      }
+    });
+    const cols = selectList(READINGS_TABLE);
+    let raw: Record<string, unknown>[];
+    if (this.db.dialect === 'postgres') {
+      // One index walk per sensor (sensor_type, sensor_id, timestamp), newest first.
+      raw = await this.db.query(
+        `SELECT ${selectList(READINGS_TABLE, 'r')} FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(sensor_type, sensor_id, before)
+         CROSS JOIN LATERAL (SELECT * FROM sensor_readings s
+           WHERE s.sensor_type = k.sensor_type AND s.sensor_id = k.sensor_id AND s.timestamp < k.before
+           ORDER BY s.timestamp DESC LIMIT $4) r`,
+        [wanted.map((k) => k.sensor_type), wanted.map((k) => k.sensor_id), wanted.map((k) => k.before), limit],
+      );
+    } else {
+      raw = [];
+      for (const part of chunks(wanted, SQLITE_NEWEST_CHUNK)) {
+        const arms = part.map(
+          (_, i) =>
+            `SELECT * FROM (SELECT ${cols} FROM sensor_readings WHERE sensor_type = $${i * 3 + 2} AND sensor_id = $${i * 3 + 3} AND timestamp < $${i * 3 + 4}
+             ORDER BY timestamp DESC LIMIT $1)`,
+        );
+        raw.push(
+          ...(await this.db.query<Record<string, unknown>>(
+            arms.join(' UNION ALL '),
+            [limit, ...part.flatMap((k) => [k.sensor_type, k.sensor_id, k.before])],
           )),
         );
       }

@@ -148,6 +148,13 @@ export interface SaveReadingsResult {
   duplicates: number;
 }
 
+/** A sensor and the time (ISO 8601) before which its newest rows are wanted (newestBefore). */
+export interface NewestBeforeRequest {
+  sensor_type: string;
+  sensor_id: string;
+  before: string;
+}
+
 export interface ReadingRepository {
   /** One INSERT per batch (SQLite: per chunk of the variable limit, one transaction); dedup by key. */
   insertMany(readings: readonly Reading[]): Promise<InsertReadingsResult>;
@@ -160,6 +167,11 @@ export interface ReadingRepository {
   /** Concurrent identical calls of `list`, `latest` and `recent` share one query (see readings.ts). */
   list(options: ListOptions<ReadingFilters>): Promise<ListResult<ReadingRow>>;
   get(id: number): Promise<ReadingRow | undefined>;
+  /**
+   * For each sensor, its newest `limit` rows with a timestamp before that sensor's `before`, in one
+   * query (per chunk on SQLite); any order. Rebuilds the hot windows of many sensors at once.
+   */
+  newestBefore(sensors: readonly NewestBeforeRequest[], limit: number): Promise<ReadingRow[]>;
   /** Newest row of each (sensor_type, sensor_id), computed in the database. */
   latest(): Promise<ReadingRow[]>;
   /** Newest first. */

@@ -4,9 +4,19 @@
  * Node-RED. better-sqlite3 is synchronous, so appends are grouped: every message appended in the
  * same tick goes into one transaction (one fsync), then all their promises resolve.
  *
- * Durability: `synchronous = FULL` (the default here) fsyncs the WAL on every commit, so an
- * acknowledged message survives a process crash and a power loss. `NORMAL` survives a process
- * crash (kill -9) but may lose the last commits on power loss; it is several times faster.
+ * Two steps per append: `append` resolves once the transaction committed (the entry has its id
+ * and is visible: the flow can start on it), `whenDurable` once what was committed is on disk
+ * (then the broker may be told: the PUBACK waits for it).
+ *
+ * Durability: `FULL` (the default here) makes every commit durable before `whenDurable` resolves:
+ * an acknowledged message survives a process crash and a power loss. The commit itself runs with
+ * SQLite's `synchronous = NORMAL` (in WAL mode: no sync inside the commit; the WAL is synced
+ * before each checkpoint and its header when it is reused) and the WAL file is then synced with
+ * `fdatasync` on libuv's thread pool, one sync for all the commits made before it started. The
+ * main thread never waits for the disk on the commit path, and the flow does not wait for it at
+ * all (a profile at 10 000 readings/s had the in-commit fsync at 21 % of the main thread).
+ * `NORMAL` skips that sync: it survives a process crash (kill -9) but may lose the last commits
+ * on power loss.
  */
 import Database from 'better-sqlite3';
 import fs from 'fs';
@@ -56,6 +66,25 @@ export interface SpoolOptions {
   onError?: (err: Error) => void;
 }
 
+/** A sync of the WAL covering every commit up to `target`. */
+interface SyncRound {
+  target: number;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function syncRound(target: number): SyncRound {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined); // a round nobody waits for must not be an unhandled rejection
+  return { target, promise, resolve, reject };
+}
+
 interface Waiter {
   entry: NewSpoolEntry;
   resolve: (id: number) => void;
@@ -87,6 +116,15 @@ export class Spool implements SpoolSink {
   private scheduled = false;
   private closed = false;
   private entries: number;
+  /** FULL: the WAL is synced (fdatasync) after commits, before `whenDurable` resolves. */
+  private readonly syncWal: boolean;
+  private walFd: number | null = null;
+  /** Commits made (appends among them) and the last of them known durable. */
+  private committedSeq = 0;
+  private durableSeq = 0;
+  /** The sync running now, and the one to run after it (covering the commits made meanwhile). */
+  private syncing: SyncRound | null = null;
+  private nextSync: SyncRound | null = null;
   /** Transactions committed by the group commit (for the tests and the status). */
   commits = 0;
 
@@ -95,7 +133,9 @@ export class Spool implements SpoolSink {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
+    // FULL's sync of each commit is done by syncWal (off the main thread), so SQLite's own is NORMAL.
+    this.db.pragma('synchronous = NORMAL');
+    this.syncWal = opts.synchronous !== 'NORMAL';
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS spool (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -151,14 +191,59 @@ export class Spool implements SpoolSink {
     return this.closed;
   }
 
-  /** Appends now, in one transaction; returns the ids in order. */
+  /** Appends now, in one transaction; returns the ids in order (durable after `whenDurable`). */
   appendNow(entries: NewSpoolEntry[]): number[] {
     if (this.closed) throw new SpoolClosedError();
     if (entries.length === 0) return [];
     const ids = this.insertMany(entries);
     this.commits++;
+    this.committedSeq++;
     this.entries += ids.length;
     return ids;
+  }
+
+  /**
+   * Resolves once every append committed so far is on disk (FULL; at once with NORMAL). Rejects
+   * when the sync fails (the disk refused it): those entries must not be acknowledged.
+   */
+  whenDurable(): Promise<void> {
+    const target = this.committedSeq;
+    if (!this.syncWal || this.durableSeq >= target) return Promise.resolve();
+    if (this.syncing && this.syncing.target >= target) return this.syncing.promise;
+    this.nextSync ??= syncRound(target);
+    this.nextSync.target = target;
+    const round = this.nextSync;
+    if (!this.syncing) this.startSync();
+    return round.promise;
+  }
+
+  private startSync(): void {
+    const round = this.nextSync;
+    this.nextSync = null;
+    if (!round) return;
+    this.syncing = round;
+    const done = (err: Error | null) => {
+      if (this.closed) {
+        // close() synced and settled the rounds itself; the fd was left open for this call.
+        if (this.walFd !== null) fs.closeSync(this.walFd);
+        this.walFd = null;
+        return;
+      }
+      this.syncing = null;
+      if (err) round.reject(err);
+      else {
+        this.durableSeq = Math.max(this.durableSeq, round.target);
+        round.resolve();
+      }
+      this.startSync();
+    };
+    let fd: number;
+    try {
+      fd = this.walFd ??= fs.openSync(`${this.file}-wal`, 'r+');
+    } catch (err) {
+      return done(err as Error);
+    }
+    fs.fdatasync(fd, (err) => done(err));
   }
 
   /** Group commit: resolves with the id once the transaction holding this entry committed. */
@@ -213,11 +298,31 @@ export class Spool implements SpoolSink {
       .all(afterId, limit) as DeadLetterRow[];
   }
 
-  /** Commits what is waiting (appends, removals, dead letters), then closes the file. */
+  /**
+   * Commits what is waiting (appends, removals, dead letters), syncs what a `whenDurable` still
+   * waits for, then closes the file.
+   */
   close(): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    const rounds = [this.syncing, this.nextSync].filter((r): r is SyncRound => r !== null);
+    if (this.walFd !== null || rounds.length > 0) {
+      let failure: Error | null = null;
+      try {
+        if (rounds.length > 0) fs.fdatasyncSync((this.walFd ??= fs.openSync(`${this.file}-wal`, 'r+')));
+      } catch (err) {
+        failure = err as Error;
+      }
+      for (const r of rounds) (failure ? r.reject(failure) : r.resolve());
+      // An fdatasync still running on the thread pool holds the fd number: closed when it returns.
+      if (this.walFd !== null && this.syncing === null) {
+        fs.closeSync(this.walFd);
+        this.walFd = null;
+      }
+    }
+    this.syncing = null;
+    this.nextSync = null;
     this.db.close();
   }
 
