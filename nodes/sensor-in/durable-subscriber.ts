@@ -83,6 +83,8 @@ export class DurableSubscriber {
   /** Increments on every CONNACK: a PUBACK belongs to the connection that received the message. */
   private generation = 0;
   private held: Held[] = [];
+  /** The acknowledgements gathered in this turn (see ackWhenDurable). */
+  private ackRound: { packets: Held[]; promise: Promise<void> } | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
   private paused = false;
@@ -216,11 +218,10 @@ export class DurableSubscriber {
     const p = spool.append({ topic, payload, receivedAt }).then(
       (id) => {
         this.opts.onMessage({ id, topic, payload, receivedAt }, false);
-        return spool.whenDurable();
+        return this.ackWhenDurable(packet, generation);
       },
     ).then(
       () => {
-        this.ack(packet, generation);
         if (this.spoolFailed) {
           this.spoolFailed = false;
           this.showState();
@@ -241,12 +242,53 @@ export class DurableSubscriber {
     void p.finally(() => this.inFlight.delete(p));
   }
 
-  private ack(packet: mqtt.IPublishPacket, generation: number): void {
-    if (packet.qos === 0 || packet.messageId === undefined) return;
+  /**
+   * Joins the message to this turn's round of acknowledgements: the messages whose commits ended
+   * in the same turn wait for one `whenDurable` and get their PUBACKs in one socket write.
+   * Resolves once they were sent (or were not to be: QoS 0, or an older connection's message);
+   * rejects when the sync failed.
+   */
+  private ackWhenDurable(packet: mqtt.IPublishPacket, generation: number): Promise<void> {
+    let round = this.ackRound;
+    if (!round) {
+      const packets: Held[] = [];
+      // A microtask: the appends of one commit all resolve in the current run of microtasks, before it.
+      const promise = new Promise<void>((resolve) => queueMicrotask(resolve))
+        .then(() => {
+          this.ackRound = null;
+          return this.opts.spool.whenDurable();
+        })
+        .then(() => this.ackMany(packets));
+      round = { packets, promise };
+      this.ackRound = round;
+    }
+    round.packets.push({ packet, generation });
+    return round.promise;
+  }
+
+  /**
+   * PUBACKs of the current connection's messages, written as one buffer: 4 bytes each (type,
+   * remaining length 2, packet id; MQTT 5 lets a success PUBACK leave out its reason code). Written
+   * to the connection's stream directly: mqtt.js writes each of its packets in one synchronous
+   * call, so ours cannot land inside one of them, and a PUBACK carries no state for mqtt.js.
+   */
+  private ackMany(held: readonly Held[]): void {
     const client = this.client;
-    if (!client || generation !== this.generation || !client.connected) return;
-    (client as unknown as { _sendPacket(p: object): void })._sendPacket({ cmd: 'puback', messageId: packet.messageId });
-    this.acked++;
+    if (!client || !client.connected) return;
+    const stream = client.stream as NodeJS.WritableStream & { writable?: boolean; destroyed?: boolean };
+    if (!stream || stream.destroyed || stream.writable === false) return;
+    let n = 0;
+    const buf = Buffer.allocUnsafe(held.length * 4);
+    for (const { packet, generation } of held) {
+      if (packet.qos === 0 || packet.messageId === undefined || generation !== this.generation) continue;
+      buf[n] = 0x40;
+      buf[n + 1] = 0x02;
+      buf.writeUInt16BE(packet.messageId, n + 2);
+      n += 4;
+    }
+    if (n === 0) return;
+    stream.write(n === buf.length ? buf : buf.subarray(0, n));
+    this.acked += n / 4;
   }
 
   private resumeIfBelow(): void {
