@@ -1,6 +1,6 @@
 /**
- * Node `sensor-in`: a durable MQTT in. Each message is appended to a local SQLite spool before
- * its QoS 1 PUBACK is sent (./durable-subscriber.ts), then sent into the flow and tracked until
+ * Node `sensor-in`: a durable MQTT in. Each message is appended to a local SQLite spool, sent into
+ * the flow once committed and acknowledged (QoS 1 PUBACK) once on disk (./durable-subscriber.ts), and tracked until
  * sensor-validate and cold-store have settled every reading (../shared/spool/tracker.ts); what was
  * spooled and not settled is replayed on the next start.
  *
