@@ -116,6 +116,22 @@ describe('sensor-in', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A next session of `clientId` gets again the one message the last did not acknowledge, and acknowledges it. */
+  async function redeliveredToNextSession(clientId: string, topic: string, file: string, payload: string): Promise<Spool> {
+    const spool = new Spool(file);
+    const got: string[] = [];
+    const next = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()) });
+    closers.push(async () => {
+      await next.close();
+      spool.close();
+    });
+    await next.start();
+    await until('the redelivery', () => got.length === 1);
+    assert.deepEqual(got, [payload]);
+    await until('the PUBACK', () => next.acked === 1);
+    return spool;
+  }
+
   it('acknowledges only after the spool commit: an uncommitted message is redelivered to the next session', async () => {
     const { clientId, topic, base } = ids();
     const stuck = new StuckSpool(path.join(dir, 'a.db'));
@@ -128,18 +144,8 @@ describe('sensor-in', function () {
     await first.close(); // like a crash: the append never committed, no PUBACK went out
     assert.equal(first.acked, 0);
 
-    const spool = new Spool(path.join(dir, 'b.db'));
-    const got: string[] = [];
-    const second = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()) });
-    closers.push(async () => {
-      await second.close();
-      spool.close();
-    });
-    await second.start();
-    await until('the redelivery', () => got.length === 1);
-    assert.deepEqual(got, ['{"n":1}']);
+    const spool = await redeliveredToNextSession(clientId, topic, path.join(dir, 'b.db'), '{"n":1}');
     assert.equal(spool.count, 1, 'spooled before it was passed on');
-    await until('the PUBACK', () => second.acked === 1);
     stuck.close();
   });
 
@@ -160,22 +166,12 @@ describe('sensor-in', function () {
     await first.close(); // like a crash before the disk had it
     unsynced.close();
 
-    const spool = new Spool(path.join(dir, 'v.db'));
-    const got: string[] = [];
-    const second = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()) });
-    closers.push(async () => {
-      await second.close();
-      spool.close();
-    });
-    await second.start();
-    await until('the redelivery', () => got.length === 1);
-    assert.deepEqual(got, ['{"n":3}']);
-    await until('the PUBACK', () => second.acked === 1);
+    await redeliveredToNextSession(clientId, topic, path.join(dir, 'v.db'), '{"n":3}');
   });
 
-  it('does not acknowledge a message whose sync failed: spool-error, and the broker sends it again', async () => {
+  /** A subscriber on `spool` (closed after the test), connected, and one message published to it. */
+  async function subscribeAndPublish(spool: Spool, payload: string) {
     const { clientId, topic, base } = ids();
-    const spool = new FailingSyncSpool(path.join(dir, 's.db'), 1);
     const got: string[] = [];
     const states: string[] = [];
     const sub = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()), onState: (s) => states.push(s) });
@@ -185,8 +181,13 @@ describe('sensor-in', function () {
     });
     await sub.start();
     await until('connected', () => sub.connected);
-    await wait(200);
-    await publish(`${base}/sensors/room/ldr`, ['{"n":4}']);
+    await wait(200); // the SUBACK
+    await publish(`${base}/sensors/room/ldr`, [payload]);
+    return { sub, got, states };
+  }
+
+  it('does not acknowledge a message whose sync failed: spool-error, and the broker sends it again', async () => {
+    const { sub, got, states } = await subscribeAndPublish(new FailingSyncSpool(path.join(dir, 's.db'), 1), '{"n":4}');
     await until('the delivery again after the failed sync', () => got.length === 2, 15_000);
     assert.ok(states.includes('spool-error'));
     assert.deepEqual(got, ['{"n":4}', '{"n":4}'], 'passed on twice (stored once downstream by its key)');
@@ -195,19 +196,8 @@ describe('sensor-in', function () {
   });
 
   it('does not acknowledge a message whose append failed; the broker sends it again', async () => {
-    const { clientId, topic, base } = ids();
     const spool = new FailingSpool(path.join(dir, 'f.db'), 1);
-    const got: string[] = [];
-    const states: string[] = [];
-    const sub = new DurableSubscriber({ url: MQTT_BROKER_URL, clientId, topic, spool, onMessage: (e) => got.push(e.payload.toString()), onState: (s) => states.push(s) });
-    closers.push(async () => {
-      await sub.close();
-      spool.close();
-    });
-    await sub.start();
-    await until('connected', () => sub.connected);
-    await wait(200);
-    await publish(`${base}/sensors/room/ldr`, ['{"n":2}']);
+    const { got, states } = await subscribeAndPublish(spool, '{"n":2}');
     await until('the delivery after the failure', () => got.length === 1, 15_000);
     assert.ok(states.includes('spool-error'));
     assert.deepEqual(got, ['{"n":2}']);
