@@ -119,7 +119,7 @@ export class Spool implements SpoolSink {
   /** FULL: the WAL is synced (fdatasync) after commits, before `whenDurable` resolves. */
   private readonly syncWal: boolean;
   private walFd: number | null = null;
-  /** Commits made (appends among them) and the last of them known durable. */
+  /** Commits made (appends among them; never rolled back, unlike `commits`) and the last of them known durable. */
   private committedSeq = 0;
   private durableSeq = 0;
   /** The sync running now, and the one to run after it (covering the commits made meanwhile). */
