@@ -118,6 +118,17 @@ export = function (RED: NodeAPI) {
     provider?.connection.register(node.id);
     const unsubscribe = provider?.connection.onState(() => status.request());
 
+    /**
+     * The spool's side of a write's outcome: stored; refused by the database for good (dead-lettered);
+     * or anything else (queue full, closing): the spool keeps the message and replays it on the next
+     * start (stored once).
+     */
+    const settle = (msgid: string | undefined, readings: Reading[], err: Error | null | undefined) => {
+      if (!err) completions.stored(msgid, readings.length);
+      else if (isPermanentFailure(err)) completions.failed(msgid, readings, err.message);
+      else completions.forget(msgid);
+    };
+
     /** Writes each reading as its own message, settling each; resolves with the first error. */
     const eachAlone = (msgid: string | undefined, readings: Reading[]): Promise<Error | undefined> =>
       Promise.all(
@@ -126,9 +137,7 @@ export = function (RED: NodeAPI) {
             new Promise<Error | undefined>((resolve) => {
               writer!.add([r], (err) => {
                 status.request();
-                if (!err) completions.stored(msgid, 1);
-                else if (isPermanentFailure(err)) completions.failed(msgid, [r], err.message);
-                else completions.forget(msgid); // replayed from the spool: stored once
+                settle(msgid, [r], err);
                 resolve(err ?? undefined);
               });
             }),
@@ -168,13 +177,10 @@ export = function (RED: NodeAPI) {
             eachAlone(msg._msgid, parsed.readings).then((first) => done(first ?? err));
             return;
           }
-          // Refused by the database for good: dead-lettered. Anything else (queue full, closing):
-          // the spool keeps the message and replays it on the next start.
-          if (isPermanentFailure(err)) completions.failed(msg._msgid, parsed.readings, err.message);
-          else completions.forget(msg._msgid);
+          settle(msg._msgid, parsed.readings, err);
           return done(err);
         }
-        completions.stored(msg._msgid, parsed.readings.length);
+        settle(msg._msgid, parsed.readings, null);
         // In the spill file, durable, not yet in the database: nothing stored to send on.
         if (spilled) return done();
         if (wantRows) m.payload = parsed.single ? rows?.[0] : rows;
