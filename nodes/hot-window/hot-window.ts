@@ -76,7 +76,7 @@ export = function (RED: NodeAPI) {
           store,
           recent: async (sensors, limit) =>
             (await database.getDatabase()).readings.newestBefore(
-              sensors.map((s) => ({ sensor_type: s.key.sensor_type, sensor_id: s.key.sensor_id, before: new Date(s.before).toISOString() })),
+              sensors.map((s) => ({ sensor_type: s.key.sensor_type, sensor_id: s.key.sensor_id, before: s.before })),
               limit,
             ),
           logger: { log: (m) => node.log(m), warn: (m) => node.warn(m) },

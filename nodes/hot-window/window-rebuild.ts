@@ -7,13 +7,14 @@
  * and queue length. (It used to run one list query, with its count, per sensor: 100 queries at
  * once when 100 new sensors began together.)
  */
+import { parseIsoMs } from '../shared/iso-time';
 import type { Reading } from '../shared/types';
 import type { SensorKey, StoreLogger, StoreState, StoreStateListener } from './window-store';
 
-/** A sensor whose window is to be rebuilt, with the time (ms) of the push that found it. */
+/** A sensor whose window is to be rebuilt, with the timestamp (ISO 8601) of the push that found it. */
 export interface RebuildRequest {
   key: SensorKey;
-  before: number;
+  before: string;
 }
 
 /** For each sensor, its newest `limit` stored readings older than its `before` (any order). */
@@ -42,8 +43,8 @@ export interface WindowRebuildOptions {
 interface Job {
   key: SensorKey;
   name: string;
-  /** Timestamp (ms) of the push that found the sensor: older stored readings are rebuilt. */
-  before: number;
+  /** Timestamp of the push that found the sensor (as the reading has it): older stored readings are rebuilt. */
+  before: string;
   generation: number;
 }
 
@@ -93,8 +94,7 @@ export class WindowRebuilder {
       if (this.seen.has(name)) continue;
       if (this.queue.length >= this.maxQueued) continue; // full: a later push of this sensor tries again
       this.seen.add(name);
-      const before = Date.parse(r.timestamp);
-      this.queue.push({ key: { sensor_type: r.sensor_type, sensor_id: r.sensor_id }, name, before, generation: this.generation });
+      this.queue.push({ key: { sensor_type: r.sensor_type, sensor_id: r.sensor_id }, name, before: r.timestamp, generation: this.generation });
     }
     this.pump();
   }
@@ -153,9 +153,11 @@ export class WindowRebuilder {
       const rows = await this.recent(jobs, this.store.size);
       const older = rows
         .map((r) => ({
-          sensor_type: r.sensor_type, sensor_id: r.sensor_id, value: r.value, unit: r.unit, location: r.location, timestamp: r.timestamp,
+          ms: parseIsoMs(r.timestamp),
+          reading: { sensor_type: r.sensor_type, sensor_id: r.sensor_id, value: r.value, unit: r.unit, location: r.location, timestamp: r.timestamp },
         }))
-        .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+        .sort((a, b) => a.ms - b.ms)
+        .map((o) => o.reading);
       if (older.length > 0 && !this.closed) await this.store.pushMany(older);
       if (this.failing) {
         this.failing = false;

@@ -52,7 +52,7 @@ function coldStore(stored: number) {
         if (failing) throw new Error('database unavailable');
         return sensors.flatMap(({ key, before }) =>
           Array.from({ length: stored }, (_, i) => reading(key.sensor_id, i))
-            .filter((r) => Date.parse(r.timestamp) < before)
+            .filter((r) => Date.parse(r.timestamp) < Date.parse(before))
             .reverse()
             .slice(0, limit),
         );
