@@ -104,30 +104,31 @@ export = function (RED: NodeAPI) {
       else node.status({ fill: 'red', shape: 'ring', text: t('status.disconnected', p) });
     };
 
+    type Delivered = { entry: SpoolEntry; sink: SpoolSink };
+    /** Sends one msg for `items`, tracked until settled (or released at once, `release: sent`). */
+    const sendTracked = (items: readonly Delivered[], fields: Record<string, unknown>) => {
+      const msgid = RED.util.generateId();
+      if (release === 'stored') completions.track(msgid, items.map(({ entry, sink }) => refOf(entry, sink)));
+      node.send({ _msgid: msgid, ...fields } as never);
+      if (release === 'sent') for (const { entry, sink } of items) sink.removeSoon(entry.id);
+    };
+
     /**
-     * `output: batch`: the messages made durable in one event-loop turn (one spool commit) go on
-     * as ONE msg, `payload` an array of `{topic, payload, receivedAt, spoolId}` and `batch: "mqtt"`
+     * `output: batch`: the messages committed in one event-loop turn (one spool commit) go on as
+     * ONE msg, `payload` an array of `{topic, payload, receivedAt, spoolId}` and `batch: "mqtt"`
      * (sensor-validate validates each against its own topic): under load, Node-RED's per-msg
      * routing (hooks, a clone per extra wire, done tracking) is paid per batch, not per reading.
      * No latency is added: the batch leaves in the same turn (a microtask after the commit).
      */
     const batchOutput = config.output === 'batch';
-    let batch: Array<{ entry: SpoolEntry; sink: SpoolSink }> = [];
+    let batch: Delivered[] = [];
     const flushBatch = () => {
       if (batch.length === 0) return;
       const items = batch;
       batch = [];
       if (closing) return; // spooled, not settled: replayed on the next start
-      const msgid = RED.util.generateId();
-      if (release === 'stored') {
-        completions.track(
-          msgid,
-          items.map(({ entry, sink }) => refOf(entry, sink)),
-        );
-      }
       const payload: SpooledMessage[] = items.map(({ entry }) => ({ topic: entry.topic, payload: entry.payload, receivedAt: entry.receivedAt, spoolId: entry.id }));
-      node.send({ _msgid: msgid, batch: 'mqtt', payload } as never);
-      if (release === 'sent') for (const { entry, sink } of items) sink.removeSoon(entry.id);
+      sendTracked(items, { batch: 'mqtt', payload });
     };
 
     /** Into the flow; the entry leaves `sink` (our spool, or an adopted dead member's) once settled. */
@@ -138,10 +139,7 @@ export = function (RED: NodeAPI) {
         else if (batch.length >= MAX_BATCH) flushBatch();
         return;
       }
-      const msgid = RED.util.generateId();
-      if (release === 'stored') completions.track(msgid, refOf(entry, sink));
-      node.send({ _msgid: msgid, topic: entry.topic, payload: entry.payload, spoolId: entry.id, receivedAt: entry.receivedAt } as never);
-      if (release === 'sent') sink.removeSoon(entry.id);
+      sendTracked([{ entry, sink }], { topic: entry.topic, payload: entry.payload, spoolId: entry.id, receivedAt: entry.receivedAt });
     };
     const topic = env(config.topic);
     const subOptions: DurableSubscriberOptions = {
