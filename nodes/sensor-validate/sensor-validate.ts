@@ -113,15 +113,17 @@ export = function (RED: NodeAPI) {
         }
         // The readings go on as arrays (at most MAX_OUT_READINGS each, one msg in the usual case),
         // all with this msg's id: the spool entries wait for every one of them.
+        // `rejected` rides on the first of them.
         let out: NodeMessage | NodeMessage[] | null = null;
+        const rejected = batch.rejected.map(({ rejection: r, entry }) => ({ entry, index: r.index, error: r.error }));
         if (batch.accepted.length > 0 && batch.accepted.length <= MAX_OUT_READINGS) {
           msg.payload = batch.accepted;
-          msg.rejected = batch.rejected.map(({ rejection: r, entry }) => ({ entry, index: r.index, error: r.error }));
+          msg.rejected = rejected;
           out = msg;
         } else if (batch.accepted.length > MAX_OUT_READINGS) {
           out = [];
           for (let i = 0; i < batch.accepted.length; i += MAX_OUT_READINGS) {
-            out.push({ _msgid: msg._msgid, payload: batch.accepted.slice(i, i + MAX_OUT_READINGS) });
+            out.push({ _msgid: msg._msgid, payload: batch.accepted.slice(i, i + MAX_OUT_READINGS), ...(i === 0 ? { rejected } : {}) });
           }
         }
         if (out !== null || rejects.length > 0) send([out, rejects.length > 0 ? rejects : null]);

@@ -227,14 +227,17 @@ describe('sensor-validate node', function () {
     // Nothing accepted: nothing on output 1. Over 5 000 accepted: several msgs with the same id.
     sv.receive({ _msgid: 'b2', batch: 'mqtt', payload: [msg(TOPIC, 'nope')] });
     const many = Array.from({ length: 15 }, (_, k) => msg(TOPIC, Array.from({ length: 400 }, (_, i) => reading({ sensor_id: `s${k}_${i}` }))));
-    sv.receive({ _msgid: 'b3', batch: 'mqtt', payload: many });
+    sv.receive({ _msgid: 'b3', batch: 'mqtt', payload: [...many, msg(TOPIC, 'nope')] });
     await until(() => c.completed.length === 3);
     await wait(20);
     assert.deepEqual(c.out1.slice(1).map((m) => [m._msgid, m.payload.length]), [
       ['b3', 5000],
       ['b3', 1000],
     ]);
-    assert.equal(c.out2.length, 3);
+    // msg.rejected rides on the first of them.
+    assert.deepEqual(c.out1[1].rejected.map((r: { entry: number; index: number | null; error: { code: string } }) => [r.entry, r.index, r.error.code]), [[15, null, 'invalid_json']]);
+    assert.equal(c.out1[2].rejected, undefined);
+    assert.equal(c.out2.length, 4);
     assert.equal(c.caught.length, 0);
   });
 
