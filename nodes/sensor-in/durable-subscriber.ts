@@ -10,8 +10,12 @@
  * to the next packet) and the PUBACK is written by us after the spool commit, on the same
  * connection only: after a reconnect the broker redelivers whatever was not acknowledged.
  *
- * Flow control: above `maxPending` spooled entries, messages are held unacknowledged in memory
- * (at most the broker's in-flight window), so the broker keeps the rest; they go on below 90 %.
+ * Flow control: above `maxPending` spooled entries the message at hand is held, unacknowledged,
+ * and mqtt.js is not told it was handled, so it parses no further packet and reads no more from
+ * the socket: TCP's flow control leaves the rest with the broker, whatever its in-flight window
+ * (Mosquitto 2.0.11 was measured sending 26 000+ unacknowledged messages past a receive maximum of
+ * 1 000 once acknowledgements flowed; holding all of them cost hundreds of MB). Intake goes on
+ * below 90 %.
  *
  * Adoption (./adoption.ts) uses a second subscriber on a dead member's client id: no replay, no
  * SUBSCRIBE, no reconnect (a broker session takeover by the returning owner ends it for good),
@@ -58,7 +62,15 @@ interface Held {
   generation: number;
 }
 
+interface HeldBack extends Held {
+  /** Tells mqtt.js the packet was handled: it goes on parsing (and reading the socket). */
+  proceed: () => void;
+}
+
 const DEFERRED = new Error('acknowledged after the spool commit');
+
+/** How often a paused subscriber looks whether the flow made room (a spool count: cheap). */
+const RESUME_CHECK_MS = 20;
 
 /**
  * Reads the PEM files named for `mqtts://` once, at start: none named → undefined. A file that
@@ -82,7 +94,8 @@ export class DurableSubscriber {
   private client: MqttClient | null = null;
   /** Increments on every CONNACK: a PUBACK belongs to the connection that received the message. */
   private generation = 0;
-  private held: Held[] = [];
+  /** Held while paused: one per connection at most (mqtt.js waits for it before the next packet). */
+  private held: HeldBack[] = [];
   /** The acknowledgements gathered in this turn (see ackWhenDurable). */
   private ackRound: { packets: Held[]; promise: Promise<void> } | null = null;
   private readonly inFlight = new Set<Promise<void>>();
@@ -143,7 +156,6 @@ export class DurableSubscriber {
     }
     if (this.closed) return;
     this.connect();
-    this.pollTimer = setInterval(() => this.resumeIfBelow(), 200);
   }
 
   private connect(): void {
@@ -166,13 +178,12 @@ export class DurableSubscriber {
     this.client = client;
     this.state('connecting');
     client.handleMessage = (packet, callback) => {
-      callback(packet.qos > 0 ? DEFERRED : undefined);
-      this.receive(packet as mqtt.IPublishPacket, this.generation);
+      this.receive(packet as mqtt.IPublishPacket, this.generation, () => callback(packet.qos > 0 ? DEFERRED : undefined));
     };
     client.on('connect', (connack) => {
       this.generation++;
       if (this.sessionPresent === null) this.sessionPresent = connack.sessionPresent === true;
-      this.held = []; // unacknowledged on the old connection: the broker sends them again
+      this.held = []; // unacknowledged on the old connection: the broker sends them again (and that stream is gone)
       if (o.subscribe !== false) {
         client.subscribe(o.topic, { qos: Math.min(1, Math.max(0, o.qos ?? 1)) as 0 | 1 }, (err) => {
           if (err && !this.closed) this.state('disconnected', err.message);
@@ -192,19 +203,28 @@ export class DurableSubscriber {
     });
   }
 
-  private receive(packet: mqtt.IPublishPacket, generation: number): void {
-    if (this.closed && !this.finishing) return; // not acknowledged: redelivered to the next session
+  /**
+   * `proceed` lets mqtt.js go on to its next packet; called at once, except while paused, when it
+   * waits with the message for `resumeIfBelow`.
+   */
+  private receive(packet: mqtt.IPublishPacket, generation: number, proceed: () => void): void {
+    if (this.closed && !this.finishing) return proceed(); // not acknowledged: redelivered to the next session
     this.received++;
     // While the session is being deleted nothing may be held: the broker would forget it.
     if (!this.finishing && (this.paused || this.pending >= this.maxPending)) {
-      this.held.push({ packet, generation });
+      this.held.push({ packet, generation, proceed });
       if (!this.paused) {
         this.paused = true;
+        // Checked often while paused (the flow may free room within milliseconds), not at all otherwise.
+        this.pollTimer = setInterval(() => this.resumeIfBelow(), RESUME_CHECK_MS);
         this.showState();
       }
       return;
     }
+    // Spooled first: mqtt.js may hand over its next packet from inside `proceed` (when it ends a
+    // chunk, the socket's next one is parsed at once), and that one must come after this one.
     this.spoolAndAck(packet, generation);
+    proceed();
   }
 
   private spoolAndAck(packet: mqtt.IPublishPacket, generation: number): void {
@@ -295,12 +315,21 @@ export class DurableSubscriber {
     if (!this.paused || this.closed) return;
     if (this.pending >= this.maxPending * 0.9) return;
     this.paused = false;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.releaseHeld();
+    this.showState();
+  }
+
+  /** Spools what was held on the current connection and lets mqtt.js go on. */
+  private releaseHeld(): void {
     const held = this.held;
     this.held = [];
     for (const h of held) {
-      if (h.generation === this.generation) this.spoolAndAck(h.packet, h.generation);
+      if (h.generation !== this.generation) continue;
+      this.spoolAndAck(h.packet, h.generation);
+      h.proceed();
     }
-    this.showState();
   }
 
   private showState(): void {
@@ -365,9 +394,7 @@ export class DurableSubscriber {
   private async closeDeletingSession(client: MqttClient): Promise<void> {
     this.finishing = true;
     this.paused = false;
-    const held = this.held;
-    this.held = [];
-    for (const h of held) if (h.generation === this.generation) this.spoolAndAck(h.packet, h.generation);
+    this.releaseHeld();
     const v5 = this.opts.protocolVersion !== 4;
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => client.end(true, {}, () => resolve()), 5000);
