@@ -8,8 +8,14 @@
  * delay; a batch that reaches `maxBatch` messages goes at once.
  */
 
-/** What a subscriber is called with: one published message (a parsed copy). */
-export type BroadcastListener = (message: unknown) => void;
+/**
+ * What a subscriber is called with: one published message (a parsed copy). A listener that passes
+ * messages on asynchronously may return a promise (anything else it returns is ignored) that settles once it has handed this message on;
+ * for this instance's own messages `publish` then resolves only after that (flow control: what a
+ * publisher waits for includes its own local delivery). Listeners called with the messages of one
+ * batch may return the same promise for all of them.
+ */
+export type BroadcastListener = (message: unknown) => unknown;
 
 /**
  * Ends a subscription when called (again does nothing). `ready` resolves once the channel
@@ -125,6 +131,14 @@ export function parseBroadcastBatch(text: string): unknown[] {
   return value;
 }
 
+function isThenable(v: unknown): v is PromiseLike<void> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 /** The subscribers of one store. A listener that throws does not keep the others from their message. */
 export class BroadcastListeners {
   private readonly listeners = new Set<BroadcastListener>();
@@ -146,26 +160,36 @@ export class BroadcastListeners {
     };
   }
 
-  /** Delivers every message of a batch text to every listener, each a parsed copy of its own. */
-  deliver(batchText: string): void {
+  /**
+   * Delivers every message of a batch text to every listener, each a parsed copy of its own.
+   * Returns, when listeners returned promises, one that resolves once they all settled (a rejection
+   * is reported like a throw, never passed on); otherwise undefined.
+   */
+  deliver(batchText: string): Promise<void> | undefined {
     let messages: unknown[];
     try {
       messages = parseBroadcastBatch(batchText);
     } catch (err) {
       this.onListenerError(new Error(`ignored a broadcast that is not a JSON array: ${(err as Error).message}`));
-      return;
+      return undefined;
     }
     const many = this.listeners.size > 1;
+    let handedOn: Set<PromiseLike<void>> | undefined;
     for (const listener of this.listeners) {
       const copy = many ? parseBroadcastBatch(batchText) : messages;
       for (const m of copy) {
         try {
-          listener(m);
+          const p = listener(m);
+          if (isThenable(p)) (handedOn ??= new Set()).add(p);
         } catch (err) {
-          this.onListenerError(err instanceof Error ? err : new Error(String(err)));
+          this.onListenerError(asError(err));
         }
       }
     }
+    if (!handedOn) return undefined;
+    return Promise.all(
+      [...handedOn].map((p) => Promise.resolve(p).catch((err: unknown) => this.onListenerError(asError(err)))),
+    ).then(() => undefined);
   }
 
   clear(): void {

@@ -162,9 +162,22 @@ export = function (RED: NodeAPI) {
 
     let unsubscribeBroadcast: (() => void) | undefined;
     if (operation === 'on-broadcast') {
+      let handedOn: Promise<void> | null = null;
       unsubscribeBroadcast = store.subscribe((message) => {
         node.send({ payload: message });
         status.succeeded(1);
+        // Node-RED delivers each msg sent above in an immediate of its own; the batch's messages
+        // are all sent before a microtask runs, so an immediate queued from there runs after every
+        // one of their deliveries (immediates run in order). Until then this instance's publish
+        // waits, and with it the readings' spool entries: the WebSocket sends of a burst are
+        // within sensor-in's maxPending, not an unbounded queue of msgs in Node-RED.
+        handedOn ??= new Promise<void>((resolve) => {
+          queueMicrotask(() => {
+            handedOn = null;
+            setImmediate(resolve);
+          });
+        });
+        return handedOn;
       });
     }
     if (operation === 'leader-gate') {

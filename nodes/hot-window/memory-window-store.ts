@@ -78,7 +78,7 @@ export class MemoryWindowStore implements WindowStore {
   private evictionWarned = false;
   /** The broadcast channel in process: the messages of one tick reach each listener together. */
   private readonly listeners = new BroadcastListeners((err) => this.logger?.warn(`hot store broadcast: ${err.message}`));
-  private readonly broadcast = new TickBatcher(async (text) => this.listeners.deliver(text));
+  private readonly broadcast = new TickBatcher(async (text) => await this.listeners.deliver(text));
 
   constructor(options: MemoryWindowStoreOptions = {}) {
     this.size = options.size ?? DEFAULT_WINDOW_SIZE;

@@ -211,8 +211,11 @@ export class RedisWindowStore implements WindowStore {
     this.client.defineCommand('hypervoltLead', { numberOfKeys: 1, lua: LEAD_SCRIPT });
     this.client.defineCommand('hypervoltRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
     this.broadcast = new TickBatcher(async (text) => {
-      this.listeners.deliver(text); // this instance's own listeners: not through Redis
+      // This instance's own listeners get the batch at once, not through Redis; the publish waits
+      // for them to hand it on as well (flow control: see BroadcastListener).
+      const handedOn = this.listeners.deliver(text);
       await this.run(() => this.client.publish(this.broadcastChannel, `${this.origin}${text}`));
+      await handedOn;
     });
     this.listeners = new BroadcastListeners((err) => this.logger?.warn(`hot store broadcast: ${err.message}`));
     this.stateHolder = new StoreStateHolder(this.client.status === 'ready' ? 'connected' : 'disconnected');

@@ -343,6 +343,40 @@ function describeWindowStore(name: string, factory: StoreFactory) {
         offGood();
       });
 
+      it('publish resolves only once this instance\'s listeners handed their messages on (flow control)', async () => {
+        const { store } = await make();
+        // One listener passes the messages of a batch on later (as the on-broadcast node does: one
+        // promise for the batch); another is synchronous; a third's promise fails.
+        const handed: unknown[] = [];
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let pendingBatch: Promise<void> | null = null;
+        const offSlow = store.subscribe((m) => {
+          pendingBatch ??= gate.then(() => {
+            pendingBatch = null;
+          });
+          const p = pendingBatch;
+          void p.then(() => handed.push(m));
+          return p;
+        });
+        const sync: unknown[] = [];
+        const offSync = store.subscribe((m) => sync.push(m));
+        const offFailing = store.subscribe(() => Promise.reject(new Error('could not hand on')));
+        await Promise.all([offSlow.ready, offSync.ready, offFailing.ready]);
+        let published = false;
+        const p = store.publish(['a', 'b', 'c']).then(() => (published = true));
+        await until(() => sync.length === 3);
+        await sleep(100);
+        assert.equal(published, false, 'waits for the slow listener');
+        assert.deepEqual(handed, []);
+        release();
+        await p; // a listener's failure is reported, not passed to the publisher
+        assert.deepEqual(handed, ['a', 'b', 'c']);
+        offSlow();
+        offSync();
+        offFailing();
+      });
+
       it('rejects a message that cannot be serialised and sends nothing of that call', async () => {
         const { store } = await make();
         const got: unknown[] = [];

@@ -3,6 +3,7 @@ import fs from 'fs';
 import path from 'path';
 import Redis from 'ioredis';
 import helper from 'node-red-node-test-helper';
+import { hooks } from '@node-red/util';
 import hotWindowNode = require('../../nodes/hot-window/hot-window');
 import hotStoreNode = require('../../nodes/hypervolt-hot-store/hypervolt-hot-store');
 import databaseNode = require('../../nodes/hypervolt-database/hypervolt-database');
@@ -364,6 +365,26 @@ describe('hot-window node', function () {
         assert.deepEqual(got['ws-a'][0].payload, updates[0]);
         assert.deepEqual(Object.keys(got['ws-a'][0]).filter((k) => k !== '_msgid'), ['payload']);
         assert.equal(got.caught.length, 0);
+      });
+
+      it('a broadcast is done only after its messages reached the node after this instance\'s on-broadcast', async () => {
+        const got = await loadFanOut();
+        await wait(150);
+        // Looked at the moment each broadcast calls done(): how many messages ws-a had by then. The
+        // 20 are published in one tick (one batch), so each must see all 20: the spool entries of
+        // readings wait for their WebSocket sends (bounded by maxPending), not only for the publish.
+        const seenAtDone: number[] = [];
+        hooks.add('onComplete.hvtest', (ev: { node?: { id?: string }; msg?: { topic?: string } }) => {
+          if (ev.node?.id === 'bc-a' && ev.msg?.topic === 'y') seenAtDone.push(got['ws-a'].length);
+        });
+        try {
+          const updates = Array.from({ length: 20 }, (_, i) => ({ type: 'sensor_update', data: reading(i, i) }));
+          updates.forEach((u) => helper.getNode('bc-a').receive({ payload: u, topic: 'y' }));
+          await until(() => seenAtDone.length === 20, 'each broadcast done');
+          assert.deepEqual(seenAtDone, updates.map(() => 20));
+        } finally {
+          hooks.remove('onComplete.hvtest');
+        }
       });
 
       it('fails a broadcast whose payload is no message object; on-broadcast ignores its input', async () => {
