@@ -61,6 +61,8 @@ export async function startTarget(cfg: TargetConfig): Promise<RunningTarget> {
 async function startAppTarget(cfg: TargetConfig, clientId: string): Promise<RunningTarget> {
   let app: RunningApp | null = null;
   const undo = onCleanup(`app (${clientId})`, async () => {
+    // HVB_APP_LOG=FILE: the app's output (its last part) is kept there, one file per client id.
+    if (app && process.env.HVB_APP_LOG) fs.writeFileSync(`${process.env.HVB_APP_LOG}-${clientId}.log`, app.logs());
     if (app) await app.stop();
     // The flow's broker node uses the client id, its sensor subscription `{client id}-sensors`.
     await cfg.broker.purgeSession(`${clientId}-sensors`).catch(() => undefined);
