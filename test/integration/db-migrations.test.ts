@@ -11,7 +11,7 @@ import { types as pgGlobalTypes } from 'pg';
 import { openDatabase, resolveDatabaseTarget } from '../../nodes/shared/db';
 import type { Database } from '../../nodes/shared/db';
 import { migrate, MIGRATIONS } from '../../nodes/shared/db/migrations';
-import { pgTimestampToIso } from '../../nodes/shared/db/postgres';
+import { pgArrayText, pgTimestampToIso } from '../../nodes/shared/db/postgres';
 import { translatePlaceholders } from '../../nodes/shared/db/sqlite';
 import { backends } from './db-support';
 
@@ -117,6 +117,14 @@ describe('database helpers', () => {
     assert.deepEqual(translatePlaceholders('SELECT $2, $1, $2', ['a', 'b']), { sql: 'SELECT ?, ?, ?', params: ['b', 'a', 'b'] });
     assert.deepEqual(translatePlaceholders('SELECT $10', Array.from({ length: 10 }, (_, i) => i)), { sql: 'SELECT ?', params: [9] });
     assert.throws(() => translatePlaceholders('SELECT $3', [1]), /\$3 has no value/);
+  });
+
+  it('writes PostgreSQL array text: every string quoted and escaped, finite numbers as JS prints them', () => {
+    assert.equal(pgArrayText([]), '{}');
+    assert.equal(pgArrayText(['a', 'NULL', '', 'say "hi", {x}\\']), '{"a","NULL","","say \\"hi\\", {x}\\\\"}');
+    assert.equal(pgArrayText([1, -0.5, 1e21, 1.5e-7]), '{1,-0.5,1e+21,1.5e-7}');
+    assert.throws(() => pgArrayText([1, Number.NaN]), /element 1 is not a finite number/);
+    assert.throws(() => pgArrayText([Infinity]), TypeError);
   });
 
   it('reads PostgreSQL timestamps of any session time zone as ISO UTC with milliseconds', () => {

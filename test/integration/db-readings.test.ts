@@ -88,6 +88,20 @@ for (const backend of backends()) {
         assert.equal(listed.rows[0].unit, odd[0]);
       });
 
+      it('stores every value and text exactly, whatever characters (the PostgreSQL array text)', async () => {
+        const texts = [...INJECTIONS.filter((t) => !t.includes('\u0000')), '"', '\\"', '{a,b}', ' padded ', 'NULL', 'null', '', '\t\n', 'é☀️𝄞'];
+        const values = [0, -0.5, 1e21, -1.5e-7, 123456789.123, Number.MAX_VALUE, Number.MIN_VALUE];
+        const rs = texts.map((t, i) => reading({ sensor_id: `id ${t}`, unit: t.slice(0, 20), location: t, value: values[i % values.length] }));
+        const { inserted } = await repo().insertMany(rs);
+        assert.equal(inserted.length, rs.length);
+        const stored = (await repo().list({ pageSize: 1000 })).rows;
+        for (const r of rs) {
+          const row = stored.find((x) => x.sensor_id === r.sensor_id);
+          assert.ok(row, `stored: ${JSON.stringify(r.sensor_id)}`);
+          assert.deepEqual([row.unit, row.location, row.value], [r.unit, r.location, r.value]);
+        }
+      });
+
       it('round-trips timestamps with milliseconds, normalising offsets to UTC Z', async () => {
         await repo().insertMany([
           reading({ sensor_id: 'a', timestamp: '2026-01-26T08:00:00.123Z' }),

@@ -14,6 +14,33 @@ const OID_TIMESTAMPTZ = 1184;
 const OID_JSON = 114;
 const OID_JSONB = 3802;
 
+const ARRAY_ESCAPE = /["\\]/g;
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * The text form of a one-dimensional PostgreSQL array of strings or finite numbers, for ONE bound
+ * parameter (cast in the statement: `$1::text[]`, `$2::float8[]`, `$3::timestamptz[]`). Every
+ * string element is double-quoted with `"` and `\` backslash-escaped, which is all PostgreSQL's
+ * array input needs so that no content can end an element or the array (a quoted `NULL` is the
+ * string NULL, `{}` and `,` inside quotes are text). Numbers go as JS prints them (float8 input
+ * reads `1e+21`, `-1.5e-7`). pg's own array serialisation does the same per element through a type
+ * dispatch and a copy of the whole text per element; this is one pass (for the ingest batches).
+ */
+export function pgArrayText(values: readonly (string | number)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new TypeError(`array element ${i} is not a finite number`);
+      out += String(v);
+    } else {
+      out += NEEDS_ESCAPE.test(v) ? `"${v.replace(ARRAY_ESCAPE, '\\$&')}"` : `"${v}"`;
+    }
+  }
+  return `${out}}`;
+}
+
 /**
  * PostgreSQL's text form of a timestamp (DateStyle ISO): `2026-01-26 08:00:00.123456+00`,
  * offsets like `+05:30` or `-03:30:45`; no offset for `timestamp without time zone` (read as UTC).

@@ -3,6 +3,7 @@
  * (sensor_type, sensor_id, timestamp): a second delivery of the same reading is not stored again.
  */
 import { COUNT_CAP, deleteOlderThan, EstimateCache, getRow, latestPerGroup, listRows } from './list-query';
+import { pgArrayText } from './postgres';
 import { SQLITE_MAX_VARIABLES } from './sqlite';
 import { rowsFromDb, selectList, toIsoMs } from './table';
 import type { TableSpec } from './table';
@@ -137,7 +138,7 @@ class SqlReadingRepository implements ReadingRepository {
         `INSERT INTO sensor_readings (${INSERT_COLUMNS.join(', ')})
          SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::timestamptz[])
          ${conflict}`,
-        INSERT_COLUMNS.map((c) => readings.map((r) => r[c])),
+        INSERT_COLUMNS.map((c) => pgArrayText(readings.map((r) => r[c]))),
       );
     }
     return this.db.transaction(async (tx) => {
