@@ -6,7 +6,7 @@
 import { KEPT_UP_LAG_MS, type RateResult } from './measure';
 import type { ProfileSummary } from './profile';
 import type { HttpLoadResult, SeedResult } from './rest';
-import { compareInstances, fmtEach, fmtMB, fmtMs, fmtNumber, highestLossless, ratio, renderTable, shares, type Summary } from './stats';
+import { compareInstances, fmtEach, fmtMB, fmtMs, fmtNumber, highestLossless, highestThroughput, ratio, renderTable, shares, type Summary } from './stats';
 
 const lat = (s: Summary) => (s.count ? `${fmtMs(s.p50)} / ${fmtMs(s.p99)} / ${fmtMs(s.max)}` : '-');
 const cpu = (s: number) => fmtNumber(s, 1);
@@ -154,9 +154,21 @@ export function highestLines(results: Record<string, RateResult[]>): {
   const naive = best(results.naive, false);
   const appKeptUp = best(results.app, true);
   const naiveKeptUp = best(results.naive, true);
+  const most = (rs: RateResult[] | undefined) => highestThroughput(rs ?? []);
+  const mostApp = most(results.app);
+  const mostNaive = most(results.naive);
+  const throughputLine = () => {
+    const side = (name: string, rs: RateResult[] | undefined, m: { throughput: number; rate: number }) =>
+      `${name} ${rs ? (m.rate ? `${fmtNumber(m.throughput, 0)}/s (at ${fmtNumber(m.rate)}/s offered)` : 'none lossless') : 'not run'}`;
+    const r = both ? ratio(mostApp.throughput, mostNaive.throughput) : null;
+    return `highest throughput at a lossless rate (readings stored and sent per second): ${side('app', results.app, mostApp)}, ${side('naive', results.naive, mostNaive)}, ratio ${
+      r === null ? 'n/a' : `${fmtNumber(r, 2)}x`
+    }`;
+  };
   const lines = [
     line('highest lossless rate', app, naive),
     line(`highest lossless rate also kept up with (last reading <= ${KEPT_UP_LAG_MS / 1000} s after the last publish)`, appKeptUp, naiveKeptUp),
+    throughputLine(),
     '  (lossless: lost = 0, duplicates = 0, WebSocket received = sent, after a drain of at most --drain-max s; a rate counts',
     '   only when every lower rate passed too; capacity lies between it and the next rate tried. "Kept up" excludes a rate',
     '   that was only lossless because the broker queued the excess and the drain wait let the pipeline catch up.)',
@@ -180,6 +192,13 @@ export function targetChecks(results: Record<string, RateResult[]>, rest: HttpLo
         name: 'app >= 5x naive',
         pass: r === null ? best > 0 : r >= 5,
         detail: r === null ? `naive lossless at no rate tried; app ${fmtNumber(best)}/s` : `${fmtNumber(r, 2)}x`,
+      });
+      const [ta, tn] = [highestThroughput(app), highestThroughput(naive)];
+      const rt = ratio(ta.throughput, tn.throughput);
+      checks.push({
+        name: '(info) app vs naive by highest throughput',
+        pass: null,
+        detail: `${fmtNumber(ta.throughput, 0)}/s vs ${fmtNumber(tn.throughput, 0)}/s${rt === null ? '' : `: ${fmtNumber(rt, 2)}x`}`,
       });
       const keptNaive = highestLossless(naive.map((x) => ({ rate: x.rate, lossless: x.keptUp })));
       const rk = ratio(kept, keptNaive);

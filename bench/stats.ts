@@ -133,6 +133,17 @@ export function highestLossless(results: readonly { rate: number; lossless: bool
   return best;
 }
 
+/**
+ * The most readings a target moved per second at any lossless rate, and at which rate: its capacity
+ * as measured, whatever rate was offered (a target that kept up moves what is offered; an
+ * overloaded one what it can). Runs that lost data do not count. `{ throughput: 0, rate: 0 }` when none.
+ */
+export function highestThroughput(results: readonly { rate: number; lossless: boolean; throughput: number }[]): { throughput: number; rate: number } {
+  let best = { throughput: 0, rate: 0 };
+  for (const r of results) if (r.lossless && r.throughput > best.throughput) best = { throughput: r.throughput, rate: r.rate };
+  return best;
+}
+
 /** `a / b` for the ratio line: null when b is 0 (the naive flow lost data at every rate). */
 export function ratio(a: number, b: number): number | null {
   return b > 0 ? a / b : null;

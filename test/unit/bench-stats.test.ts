@@ -8,6 +8,7 @@ import {
   fmtMs,
   fmtNumber,
   highestLossless,
+  highestThroughput,
   instancesLabel,
   PeakTracker,
   percentile,
@@ -20,6 +21,18 @@ import {
 } from '../../bench/stats';
 
 describe('bench stats helpers', () => {
+  it('highestThroughput: the most moved per second at a lossless rate, with its rate; lossy runs do not count', () => {
+    const runs = [
+      { rate: 1000, lossless: true, throughput: 1000 },
+      { rate: 10000, lossless: true, throughput: 3016 },
+      { rate: 20000, lossless: false, throughput: 4000 },
+      { rate: 5000, lossless: true, throughput: 2791 },
+    ];
+    assert.deepEqual(highestThroughput(runs), { throughput: 3016, rate: 10000 });
+    assert.deepEqual(highestThroughput(runs.map((r) => ({ ...r, lossless: false }))), { throughput: 0, rate: 0 });
+    assert.deepEqual(highestThroughput([]), { throughput: 0, rate: 0 });
+  });
+
   describe('percentile (nearest rank)', () => {
     const hundred = Float64Array.from({ length: 100 }, (_, i) => i + 1); // 1..100
 
