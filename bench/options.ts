@@ -39,7 +39,8 @@ export const HELP = `npm run bench [-- options]     (npm run bench:quick = --qui
   --sensors N             sensors (default 100)
   --publishers N          MQTT publisher threads (default 2: one carries 30 000/s; each costs CPU)
   --drain-max N           longest drain wait after publishing, s (default 30)
-  --max-inflight N        bench broker's max_inflight_messages (default 100)
+  --max-inflight N        bench broker's max_inflight_messages (default 100; Mosquitto 2.0.11 does
+                          not keep to it once acknowledgements flow: sensor-in stops reading instead)
   --profile               CPU-profile the app (node --cpu-prof) at --rates (default 20000);
                           app only, no REST check; prints where the time goes
                           with HVB_HEAP_PROF=1 in the environment also V8's sampling heap
@@ -48,6 +49,8 @@ export const HELP = `npm run bench [-- options]     (npm run bench:quick = --qui
   --out FILE              JSON results file (default bench-results/bench-<time>.json)
   --app-node-options "…"  NODE_OPTIONS for the app's processes only, e.g. to compare V8 heap
                           settings: "--max-semi-space-size=32"
+
+Environment: HVB_APP_LOG=FILE keeps the app's output (its last part) in FILE-{client id}.log.
 `;
 
 function num(name: string, v: string | undefined, min: number, max: number): number {

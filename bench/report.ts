@@ -133,6 +133,13 @@ export interface TargetCheck {
   detail: string;
 }
 
+/** Each target's highest throughput at a lossless rate (highestThroughput) and app / naive. */
+function throughputComparison(app: RateResult[], naive: RateResult[]) {
+  const a = highestThroughput(app);
+  const n = highestThroughput(naive);
+  return { app: a, naive: n, ratio: ratio(a.throughput, n.throughput) };
+}
+
 /** Highest rates, by the brief's definition (lossless) and the stricter one (lossless and kept up). */
 export function highestLines(results: Record<string, RateResult[]>): {
   lines: string[];
@@ -154,14 +161,12 @@ export function highestLines(results: Record<string, RateResult[]>): {
   const naive = best(results.naive, false);
   const appKeptUp = best(results.app, true);
   const naiveKeptUp = best(results.naive, true);
-  const most = (rs: RateResult[] | undefined) => highestThroughput(rs ?? []);
-  const mostApp = most(results.app);
-  const mostNaive = most(results.naive);
+  const most = throughputComparison(results.app ?? [], results.naive ?? []);
   const throughputLine = () => {
     const side = (name: string, rs: RateResult[] | undefined, m: { throughput: number; rate: number }) =>
       `${name} ${rs ? (m.rate ? `${fmtNumber(m.throughput, 0)}/s (at ${fmtNumber(m.rate)}/s offered)` : 'none lossless') : 'not run'}`;
-    const r = both ? ratio(mostApp.throughput, mostNaive.throughput) : null;
-    return `highest throughput at a lossless rate (readings stored and sent per second): ${side('app', results.app, mostApp)}, ${side('naive', results.naive, mostNaive)}, ratio ${
+    const r = both ? most.ratio : null;
+    return `highest throughput at a lossless rate (readings stored and sent per second): ${side('app', results.app, most.app)}, ${side('naive', results.naive, most.naive)}, ratio ${
       r === null ? 'n/a' : `${fmtNumber(r, 2)}x`
     }`;
   };
@@ -193,12 +198,11 @@ export function targetChecks(results: Record<string, RateResult[]>, rest: HttpLo
         pass: r === null ? best > 0 : r >= 5,
         detail: r === null ? `naive lossless at no rate tried; app ${fmtNumber(best)}/s` : `${fmtNumber(r, 2)}x`,
       });
-      const [ta, tn] = [highestThroughput(app), highestThroughput(naive)];
-      const rt = ratio(ta.throughput, tn.throughput);
+      const t = throughputComparison(app, naive);
       checks.push({
         name: '(info) app vs naive by highest throughput',
         pass: null,
-        detail: `${fmtNumber(ta.throughput, 0)}/s vs ${fmtNumber(tn.throughput, 0)}/s${rt === null ? '' : `: ${fmtNumber(rt, 2)}x`}`,
+        detail: `${fmtNumber(t.app.throughput, 0)}/s vs ${fmtNumber(t.naive.throughput, 0)}/s${t.ratio === null ? '' : `: ${fmtNumber(t.ratio, 2)}x`}`,
       });
       const keptNaive = highestLossless(naive.map((x) => ({ rate: x.rate, lossless: x.keptUp })));
       const rk = ratio(kept, keptNaive);

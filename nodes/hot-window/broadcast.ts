@@ -10,10 +10,10 @@
 
 /**
  * What a subscriber is called with: one published message (a parsed copy). A listener that passes
- * messages on asynchronously may return a promise (anything else it returns is ignored) that settles once it has handed this message on;
- * for this instance's own messages `publish` then resolves only after that (flow control: what a
- * publisher waits for includes its own local delivery). Listeners called with the messages of one
- * batch may return the same promise for all of them.
+ * messages on asynchronously may return a promise that settles once it has handed this message on
+ * (anything else it returns is ignored); for this instance's own messages `publish` then resolves
+ * only after that (flow control: what a publisher waits for includes its own local delivery).
+ * Listeners called with the messages of one batch may return the same promise for all of them.
  */
 export type BroadcastListener = (message: unknown) => unknown;
 
