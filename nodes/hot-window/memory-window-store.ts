@@ -41,6 +41,8 @@ export interface MemoryWindowStoreOptions {
 interface StoredEntry {
   ms: number;
   value: number;
+  /** Put back by `restoreMany`, not pushed: the reading's own push is new. */
+  restored?: true;
 }
 
 interface Window {
@@ -124,6 +126,27 @@ export class MemoryWindowStore implements WindowStore {
       this.windows.set(name, w);
     }
     return added;
+  }
+
+  async restoreMany(readings: readonly Reading[]): Promise<void> {
+    this.assertOpen();
+    const entries = prepareEntries(readings);
+    const now = this.clock.now();
+    for (const { key, ms, value } of entries) {
+      const name = sensorName(key);
+      let w = this.liveWindow(name, now);
+      if (!w) {
+        this.makeRoom(now);
+        w = { entries: [], lastPush: now };
+        this.windows.set(name, w);
+      }
+      const e = w.entries;
+      const i = lowerBound(e, ms);
+      if (i < e.length && e[i].ms === ms) continue; // held already: left as it is
+      if (i === 0 && e.length >= this.size) continue; // older than the oldest of a full window
+      e.splice(i, 0, { ms, value, restored: true });
+      if (e.length > this.size) e.splice(0, e.length - this.size);
+    }
   }
 
   async read(key: SensorKey): Promise<WindowSnapshot> {
@@ -227,8 +250,9 @@ export class MemoryWindowStore implements WindowStore {
     } else {
       const i = lowerBound(entries, ms);
       if (i < n && entries[i].ms === ms) {
-        if (entries[i].value === value) return false; // the same reading again
-        entries[i].value = value; // a corrected value replaces it
+        const held = entries[i];
+        if (held.value === value && !held.restored) return false; // the same reading again
+        entries[i] = { ms, value }; // a corrected value, or the push of a restored reading
       } else if (i === 0 && n >= this.size) return true; // older than the oldest of a full window
       else entries.splice(i, 0, { ms, value });
     }

@@ -81,6 +81,30 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return out
 `;
 
+/**
+ * Restores stored readings (the window rebuild): KEYS[1..] one window per reading; ARGV[1] size,
+ * ARGV[2] ttl ms, then per reading: score (ms), member. The member is `ms|value|r`, which no push
+ * writes: PUSH_MANY_SCRIPT does not find it as the same entry, so the reading's own push replaces
+ * it and counts as new. A window holding an entry at that timestamp is left as it is.
+ */
+const RESTORE_MANY_SCRIPT = `
+local size = tonumber(ARGV[1])
+local ttl = ARGV[2]
+for i = 1, #KEYS do
+  local a = 3 + (i - 1) * 2
+  local score = ARGV[a]
+  if redis.call('ZCOUNT', KEYS[i], score, score) == 0 then
+    redis.call('ZADD', KEYS[i], score, ARGV[a + 1])
+    redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(size + 1))
+  end
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return #KEYS
+`;
+
+/** The suffix of a restored entry's member (see RESTORE_MANY_SCRIPT). */
+const RESTORED_SUFFIX = '|r';
+
 /** Readings in one PUSH_MANY_SCRIPT call at most (a tick with more makes several calls). */
 const PUSH_MANY_MAX = 500;
 
@@ -95,6 +119,8 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 interface WindowCommands {
   /** numKeys, keys (registry, windows), then size, ttl ms and (score, member, name) per reading. */
   hypervoltWindowPushMany(...args: Array<string | number>): Promise<number[]>;
+  /** numKeys, keys (windows), then size, ttl ms and (score, member) per reading. */
+  hypervoltWindowRestoreMany(...args: Array<string | number>): Promise<number>;
   hypervoltActiveSensors(registry: string, ttlMs: number): Promise<string[]>;
   hypervoltLead(lock: string, token: string, ttlMs: number): Promise<number>;
   hypervoltRelease(lock: string, token: string): Promise<number>;
@@ -207,6 +233,7 @@ export class RedisWindowStore implements WindowStore {
       throw new TypeError('RedisWindowStore needs a client or a url');
     }
     this.client.defineCommand('hypervoltWindowPushMany', { lua: PUSH_MANY_SCRIPT }); // numberOfKeys: the first argument
+    this.client.defineCommand('hypervoltWindowRestoreMany', { lua: RESTORE_MANY_SCRIPT }); // numberOfKeys: the first argument
     this.client.defineCommand('hypervoltActiveSensors', { numberOfKeys: 1, lua: ACTIVE_SCRIPT });
     this.client.defineCommand('hypervoltLead', { numberOfKeys: 1, lua: LEAD_SCRIPT });
     this.client.defineCommand('hypervoltRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
@@ -316,6 +343,26 @@ export class RedisWindowStore implements WindowStore {
         for (const w of waiters) w.reject(err);
       },
     );
+  }
+
+  async restoreMany(readings: readonly Reading[]): Promise<void> {
+    this.assertOpen();
+    const entries = prepareEntries(readings);
+    if (entries.length === 0) return;
+    await this.run(async () => {
+      const calls: Array<Promise<number>> = [];
+      for (let i = 0; i < entries.length; i += PUSH_MANY_MAX) {
+        const chunk = entries.slice(i, i + PUSH_MANY_MAX);
+        const keys: string[] = [];
+        const args: Array<string | number> = [this.size, this.ttlMs];
+        for (const e of chunk) {
+          keys.push(this.windowKey(e.key));
+          args.push(e.ms, `${e.ms}|${e.value}${RESTORED_SUFFIX}`);
+        }
+        calls.push(this.client.hypervoltWindowRestoreMany(keys.length, ...keys, ...args));
+      }
+      await Promise.all(calls);
+    });
   }
 
   async read(key: SensorKey): Promise<WindowSnapshot> {
@@ -510,7 +557,8 @@ export class RedisWindowStore implements WindowStore {
   private entriesOf(members: string[]): WindowEntry[] {
     return members.map((m) => {
       const bar = m.indexOf('|');
-      return { value: Number(m.slice(bar + 1)), timestamp: isoFromMs(Number(m.slice(0, bar))) };
+      const end = m.endsWith(RESTORED_SUFFIX) ? m.length - RESTORED_SUFFIX.length : m.length;
+      return { value: Number(m.slice(bar + 1, end)), timestamp: isoFromMs(Number(m.slice(0, bar))) };
     });
   }
 

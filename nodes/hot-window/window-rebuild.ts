@@ -25,7 +25,7 @@ export interface RebuildTarget {
   readonly size: number;
   readonly state: StoreState;
   onStateChange(listener: StoreStateListener): () => void;
-  pushMany(readings: readonly Reading[]): Promise<boolean[]>;
+  restoreMany(readings: readonly Reading[]): Promise<void>;
 }
 
 export interface WindowRebuildOptions {
@@ -148,8 +148,8 @@ export class WindowRebuilder {
   private async rebuild(jobs: Job[]): Promise<void> {
     try {
       // Only what is older than the push that found each sensor: newer readings arrive through
-      // the pushes themselves, and a reading rebuilt ahead of its own push would make that push
-      // look like a redelivery (its `new` flag false, so not broadcast).
+      // the pushes themselves. An older one may still be on its way (stored by another instance,
+      // its push not yet run): restored, not pushed, so that push is still new and broadcast.
       const rows = await this.recent(jobs, this.store.size);
       const older = rows
         .map((r) => ({
@@ -158,7 +158,7 @@ export class WindowRebuilder {
         }))
         .sort((a, b) => a.ms - b.ms)
         .map((o) => o.reading);
-      if (older.length > 0 && !this.closed) await this.store.pushMany(older);
+      if (older.length > 0 && !this.closed) await this.store.restoreMany(older);
       if (this.failing) {
         this.failing = false;
         this.logger.log(`hot window rebuild from the cold store works again (${describe(jobs)})`);

@@ -62,6 +62,15 @@ export interface WindowStore {
    * Atomic per reading, so among instances sharing the store exactly one push of a reading sees true.
    */
   pushMany(readings: readonly Reading[]): Promise<boolean[]>;
+  /**
+   * Puts stored readings back into their windows after the store lost them (the window rebuild):
+   * a reading whose timestamp its window holds already is left out, so nothing pushed is changed.
+   * A restored entry reads like any other but does not count as pushed: a later push of the same
+   * reading is new (true), and only then it is broadcast. A reading can be in the cold store
+   * before its own push (another instance stored it first): restoring it must not make that push
+   * look like a redelivery. Rejects without writing anything when a reading is malformed.
+   */
+  restoreMany(readings: readonly Reading[]): Promise<void>;
   /** One sensor's window, oldest first, with its stats. */
   read(key: SensorKey): Promise<WindowSnapshot>;
   /** Several windows in one round trip, in the order of `keys`. */

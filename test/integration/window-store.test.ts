@@ -138,6 +138,38 @@ function describeWindowStore(name: string, factory: StoreFactory) {
       assert.deepEqual((await store.read(ldr1)).readings.map((e) => e.value), [3, 4, 5]);
     });
 
+    it('restoreMany puts stored readings back, leaves what a window holds, trims to the size, reads them like pushed ones', async () => {
+      const { store } = await make({ size: 4 });
+      await store.pushMany([reading(3, 30), reading(5, 50)]);
+      await store.restoreMany([reading(1, 10), reading(2, 20), reading(3, 99), reading(4, 40.25), reading(0, 0)]);
+      assert.deepEqual(await store.read(ldr1), {
+        readings: [
+          { value: 20, timestamp: at(2) }, { value: 30, timestamp: at(3) },
+          { value: 40.25, timestamp: at(4) }, { value: 50, timestamp: at(5) },
+        ],
+        stats: {
+          count: 4, is_full: true, latest_value: 50, latest_timestamp: at(5),
+          min_value: 20, max_value: 50, avg_value: 35.0625,
+        },
+      }, 'the pushed 3 kept its value; 0 and 1 trimmed as the oldest of a full window');
+      await store.restoreMany([reading(1, 10)]);
+      assert.deepEqual((await store.read(ldr1)).readings.map((e) => e.value), [20, 30, 40.25, 50], 'older than the oldest of a full window: left out');
+      await assert.rejects(store.restoreMany([reading(6, 6), { ...reading(7, 7), value: NaN }]), /reading 1: value/);
+      assert.equal((await store.read(ldr1)).stats.count, 4, 'a bad batch restores nothing');
+      await store.restoreMany([]);
+    });
+
+    it('a restored reading is new to its own later push (and only to the first), a pushed one is not made new by a restore', async () => {
+      const { store } = await make({ size: 10 });
+      await store.pushMany([reading(1, 1)]);
+      await store.restoreMany([reading(0, 0), reading(1, 1), reading(2, 2)]);
+      assert.deepEqual(await store.pushMany([reading(0, 0), reading(1, 1), reading(2, 2)]), [true, false, true]);
+      assert.deepEqual(await store.pushMany([reading(0, 0), reading(2, 2)]), [false, false], 'pushed now: redeliveries');
+      await store.restoreMany([reading(3, 3)]);
+      assert.deepEqual(await store.pushMany([reading(3, 4)]), [true], 'a corrected value over a restored entry');
+      assert.deepEqual((await store.read(ldr1)).readings.map((e) => e.value), [0, 1, 2, 4]);
+    });
+
     it('gives exact stats', async () => {
       const { store } = await make({ size: 4 });
       await store.pushMany([reading(0, 10), reading(1, 20), reading(2, 30)]);

@@ -20,7 +20,7 @@ function target(size = 5): RebuildTarget & { memory: MemoryWindowStore; set(stat
       return holder.state;
     },
     onStateChange: (l: Parameters<RebuildTarget['onStateChange']>[0]) => holder.on(l),
-    pushMany: (r: readonly Reading[]) => (holder.state === 'connected' ? t.memory.pushMany(r) : Promise.reject(new Error('store down'))),
+    restoreMany: (r: readonly Reading[]) => (holder.state === 'connected' ? t.memory.restoreMany(r) : Promise.reject(new Error('store down'))),
     set: (s: StoreState) => holder.set(s),
   };
   return t;
@@ -96,6 +96,21 @@ describe('WindowRebuilder', () => {
     assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2, 3, 4]);
     // So the push of second 5 is still new to the store (broadcast as such).
     assert.deepEqual(await t.memory.pushMany([reading('a', 5)]), [true]);
+    await r.close();
+  });
+
+  it('an older reading stored before its own push ran (another instance, a slow hot path) is restored, and its push is still new', async () => {
+    const t = target(10);
+    const cold = coldStore(8); // seconds 0..7 stored; the pushes of 3 and 4 have not run yet
+    const r = new WindowRebuilder({ store: t, recent: cold.recent, logger: quiet().logger });
+    assert.deepEqual(await t.memory.pushMany([reading('a', 0), reading('a', 1), reading('a', 2)]), [true, true, true]);
+    await t.memory.pushMany([reading('a', 7)]);
+    r.notice([reading('a', 7)]);
+    await r.idle();
+    assert.deepEqual(await timestamps(t, 'a'), [0, 1, 2, 3, 4, 5, 6, 7], 'the window is whole at once');
+    // The late pushes: each new (so broadcast); a real redelivery of one already pushed is not.
+    assert.deepEqual(await t.memory.pushMany([reading('a', 3), reading('a', 4), reading('a', 2)]), [true, true, false]);
+    assert.deepEqual(await t.memory.pushMany([reading('a', 3)]), [false], 'pushed once, then a redelivery');
     await r.close();
   });
 
