@@ -140,12 +140,7 @@ export class MemoryWindowStore implements WindowStore {
         w = { entries: [], lastPush: now };
         this.windows.set(name, w);
       }
-      const e = w.entries;
-      const i = lowerBound(e, ms);
-      if (i < e.length && e[i].ms === ms) continue; // held already: left as it is
-      if (i === 0 && e.length >= this.size) continue; // older than the oldest of a full window
-      e.splice(i, 0, { ms, value, restored: true });
-      if (e.length > this.size) e.splice(0, e.length - this.size);
+      this.insert(w.entries, ms, value, true);
     }
   }
 
@@ -242,19 +237,24 @@ export class MemoryWindowStore implements WindowStore {
     return snapshotOf(entries, this.size);
   }
 
-  /** False when the same entry (timestamp and value) was there already, as the Redis script. */
-  private insert(entries: StoredEntry[], ms: number, value: number): boolean {
+  /**
+   * A push (`restored` false): false when the same pushed entry (timestamp and value) was there
+   * already, as the Redis script. A restore (`restored` true) leaves a held timestamp as it is and
+   * marks what it adds, which the reading's own push then replaces as new.
+   */
+  private insert(entries: StoredEntry[], ms: number, value: number, restored = false): boolean {
+    const entry: StoredEntry = restored ? { ms, value, restored } : { ms, value };
     const n = entries.length;
     if (n === 0 || ms > entries[n - 1].ms) {
-      entries.push({ ms, value }); // the usual case: readings arrive in order
+      entries.push(entry); // the usual case: readings arrive in order
     } else {
       const i = lowerBound(entries, ms);
       if (i < n && entries[i].ms === ms) {
         const held = entries[i];
-        if (held.value === value && !held.restored) return false; // the same reading again
-        entries[i] = { ms, value }; // a corrected value, or the push of a restored reading
+        if (restored || (held.value === value && !held.restored)) return false; // held already
+        entries[i] = entry; // a corrected value, or the push of a restored reading
       } else if (i === 0 && n >= this.size) return true; // older than the oldest of a full window
-      else entries.splice(i, 0, { ms, value });
+      else entries.splice(i, 0, entry);
     }
     if (entries.length > this.size) entries.splice(0, entries.length - this.size);
     return true;

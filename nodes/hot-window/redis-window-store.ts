@@ -319,18 +319,16 @@ export class RedisWindowStore implements WindowStore {
     if (!tick) return;
     const { entries, waiters } = tick;
     this.run(async () => {
-      const calls: Array<Promise<number[]>> = [];
-      for (let i = 0; i < entries.length; i += PUSH_MANY_MAX) {
-        const chunk = entries.slice(i, i + PUSH_MANY_MAX);
+      const flags = await this.inScriptCalls(entries, (chunk) => {
         const keys: string[] = [this.registryKey];
         const args: Array<string | number> = [this.size, this.ttlMs];
         for (const e of chunk) {
           keys.push(this.windowKey(e.key));
           args.push(e.ms, `${e.ms}|${e.value}`, sensorName(e.key));
         }
-        calls.push(this.client.hypervoltWindowPushMany(keys.length, ...keys, ...args));
-      }
-      return (await Promise.all(calls)).flat();
+        return this.client.hypervoltWindowPushMany(keys.length, ...keys, ...args);
+      });
+      return flags.flat();
     }).then(
       (flags) => {
         for (const w of waiters) {
@@ -349,20 +347,24 @@ export class RedisWindowStore implements WindowStore {
     this.assertOpen();
     const entries = prepareEntries(readings);
     if (entries.length === 0) return;
-    await this.run(async () => {
-      const calls: Array<Promise<number>> = [];
-      for (let i = 0; i < entries.length; i += PUSH_MANY_MAX) {
-        const chunk = entries.slice(i, i + PUSH_MANY_MAX);
+    await this.run(() =>
+      this.inScriptCalls(entries, (chunk) => {
         const keys: string[] = [];
         const args: Array<string | number> = [this.size, this.ttlMs];
         for (const e of chunk) {
           keys.push(this.windowKey(e.key));
           args.push(e.ms, `${e.ms}|${e.value}${RESTORED_SUFFIX}`);
         }
-        calls.push(this.client.hypervoltWindowRestoreMany(keys.length, ...keys, ...args));
-      }
-      await Promise.all(calls);
-    });
+        return this.client.hypervoltWindowRestoreMany(keys.length, ...keys, ...args);
+      }),
+    );
+  }
+
+  /** One script call per PUSH_MANY_MAX entries, all sent at once (pipelined); their results in order. */
+  private inScriptCalls<T>(entries: readonly PreparedEntry[], call: (chunk: readonly PreparedEntry[]) => Promise<T>): Promise<T[]> {
+    const calls: Array<Promise<T>> = [];
+    for (let i = 0; i < entries.length; i += PUSH_MANY_MAX) calls.push(call(entries.slice(i, i + PUSH_MANY_MAX)));
+    return Promise.all(calls);
   }
 
   async read(key: SensorKey): Promise<WindowSnapshot> {
