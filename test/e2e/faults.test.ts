@@ -22,6 +22,7 @@ import { Client } from 'pg';
 import WebSocket from 'ws';
 import { startBroker, type Broker } from '../../bench/broker';
 import { startApp, type RunningApp } from '../support/app';
+import { postJson } from '../support/e2e';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { canRunPrivatePostgres, startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from '../support/private-services';
 import { createTestDatabase, dropMqttSession, REDIS_PREFIX, REDIS_URL, requireService, RUN_ID, TOPIC_PREFIX } from '../support/services';
@@ -606,8 +607,10 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     const wsTimes: number[] = [];
     /** Reading i is published about i ms after t0 (publishAt: 50 per 50 ms): its delay to the client. */
     const wsLag = new Map<number, number>();
+    let postedOnWs = 0;
     ws.on('message', (data) => {
       const m = JSON.parse(data.toString()) as { type?: string; data?: { sensor_id?: string; timestamp?: string } };
+      if (m.type === 'sensor_update' && m.data?.sensor_id === 'rpost') postedOnWs++;
       if (m.type !== 'sensor_update' || !m.data?.sensor_id?.startsWith('rr')) return;
       wsSeen.add(`${m.data.sensor_id}|${m.data.timestamp}`);
       wsTimes.push(Date.now());
@@ -622,10 +625,16 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     const storedBefore = (await stored('rr')).distinct;
     const stalledAt = Date.now();
     redisProxy!.stall();
-    await wait(HANG * 1000);
+    await wait((HANG * 1000) / 2);
+    // The REST way in, in the middle of the hang: the row is stored, so 201 (the hot push fails
+    // after the command time-out; the flow's catch answers and broadcasts anyway), not 503.
+    const posted = { sensor_type: 'ldr', sensor_id: 'rpost', value: 5, unit: 'lux', location: 'lab', timestamp: new Date(base + N).toISOString() };
+    const posting = postJson(`${app!.url}/api/sensor-readings/`, JSON.stringify(posted)).then((r) => ({ ...r, at: Date.now() }));
+    await wait((HANG * 1000) / 2);
     const storedDuring = (await stored('rr')).distinct - storedBefore;
     const resumedAt = Date.now();
     redisProxy!.resume();
+    const post = await posting;
     await stream;
     await waitFor('every reading stored', async () => (await stored('rr')).distinct >= N, 90_000);
     const allStored = Date.now();
@@ -665,6 +674,11 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     assert.equal(s.rows, s.distinct, 'duplicates 0');
     assert.ok(storedDuring / secs >= rate * 0.8, `the cold path goes on during the Redis hang (${Math.round(storedDuring / secs)}/s)`);
     assert.equal(wsSeen.size, N, 'every reading reached the WebSocket client');
+    assert.equal(post.status, 201, `POST during the hang: ${JSON.stringify(post.body)}`);
+    assert.ok(post.at < resumedAt, 'answered during the hang');
+    assert.deepEqual({ ...post.body, id: undefined, created_at: undefined }, { ...posted, id: undefined, created_at: undefined });
+    assert.equal((await stored('rpost')).rows, 1, 'the posted reading stored once');
+    assert.equal(postedOnWs, 1, 'the posted reading broadcast once');
     // A failed push is known after the command time-out (1.5 s), and ioredis sends the next
     // pipeline of a connection only when the one before it has settled: up to two time-outs.
     assert.ok(wsLagMax > 0 && wsLagMax < 6000, `the WebSocket goes on during the Redis hang (readings at most ${wsLagMax} ms late)`);
