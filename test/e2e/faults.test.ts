@@ -43,6 +43,21 @@ interface Counters {
   ackTimes: number[];
 }
 
+/** A WebSocket client of `url`, open. */
+async function openWs(url: string): Promise<WebSocket> {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return ws;
+}
+
+/** How many of `times` fall in each second from `t0` to now. */
+function perSecond(times: readonly number[], t0: number): number[] {
+  return Array.from({ length: Math.ceil((Date.now() - t0) / 1000) }, (_, k) => times.filter((t) => t >= t0 + k * 1000 && t < t0 + (k + 1) * 1000).length);
+}
+
 /** Publishes QoS 1 at `rate` per second (ticks of 50 ms); resolves when every PUBACK is in. */
 async function publishAt(client: mqtt.MqttClient, items: Array<[string, string]>, rate: number, counters: Counters): Promise<void> {
   const perTick = Math.max(1, Math.round(rate / 20));
@@ -526,11 +541,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     const rate = 1000;
     const N = rate * (HANG_SECONDS + 6);
     const items: Array<[string, string]> = Array.from({ length: N }, (_, i) => [topic('hang_room'), reading(`rh${i % 20}`, i)]);
-    const ws = new WebSocket(`${app!.wsUrl}/ws/sensors/`);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    const ws = await openWs(`${app!.wsUrl}/ws/sensors/`);
     const wsTimes: number[] = [];
     ws.on('message', (data) => {
       const m = JSON.parse(data.toString()) as { type?: string; data?: { sensor_id?: string } };
@@ -557,10 +568,8 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     const inHang = (times: number[]) => times.filter((t) => t >= stalledAt && t < resumedAt).length;
     const wsRate = Math.round(inHang(wsTimes) / secs);
     const ackRate = Math.round(inHang(counters.ackTimes) / secs);
-    const perSecond = (times: number[]) =>
-      Array.from({ length: Math.ceil((Date.now() - t0) / 1000) }, (_, k) => times.filter((t) => t >= t0 + k * 1000 && t < t0 + (k + 1) * 1000).length);
     // eslint-disable-next-line no-console
-    console.log(`      per second from the first publish (hang from ${Math.round((stalledAt - t0) / 1000)} s to ${Math.round((resumedAt - t0) / 1000)} s): WebSocket [${perSecond(wsTimes).join(' ')}], acks [${perSecond(counters.ackTimes).join(' ')}]`);
+    console.log(`      per second from the first publish (hang from ${Math.round((stalledAt - t0) / 1000)} s to ${Math.round((resumedAt - t0) / 1000)} s): WebSocket [${perSecond(wsTimes, t0).join(' ')}], acks [${perSecond(counters.ackTimes, t0).join(' ')}]`);
     const coldDown = health.samples.filter((x) => x.t >= stalledAt && x.t < resumedAt && x.cold_store !== 'up').length;
     const during = health.samples.filter((x) => x.t >= stalledAt && x.t < resumedAt).length;
     // eslint-disable-next-line no-console
@@ -598,11 +607,7 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     // A push that fails (the hot store hung: command time-out) still broadcasts its readings (the
     // shipped flow's catch "push failed: broadcast anyway"); this instance's own clients get them
     // at once, without Redis.
-    const ws = new WebSocket(`${app!.wsUrl}/ws/sensors/`);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    const ws = await openWs(`${app!.wsUrl}/ws/sensors/`);
     const wsSeen = new Set<string>();
     const wsTimes: number[] = [];
     /** Reading i is published about i ms after t0 (publishAt: 50 per 50 ms): its delay to the client. */
@@ -658,9 +663,8 @@ describe('faults: dependencies down, kills and redeploys (fault proxies, private
     const wsRate = Math.round(wsTimes.filter((t) => t >= stalledAt && t < resumedAt).length / secs);
     let wsLagMax = 0; // of the readings published during the hang
     for (const [i, lag] of wsLag) if (t0 + i >= stalledAt && t0 + i < resumedAt) wsLagMax = Math.max(wsLagMax, lag);
-    const wsPerSecond = Array.from({ length: Math.ceil((Date.now() - t0) / 1000) }, (_, k) => wsTimes.filter((t) => t >= t0 + k * 1000 && t < t0 + (k + 1) * 1000).length);
     // eslint-disable-next-line no-console
-    console.log(`      per second from the first publish (hang from ${Math.round((stalledAt - t0) / 1000)} s to ${Math.round((resumedAt - t0) / 1000)} s): WebSocket [${wsPerSecond.join(' ')}]`);
+    console.log(`      per second from the first publish (hang from ${Math.round((stalledAt - t0) / 1000)} s to ${Math.round((resumedAt - t0) / 1000)} s): WebSocket [${perSecond(wsTimes, t0).join(' ')}]`);
     const hotDown = health.samples.filter((x) => x.t >= stalledAt + 3000 && x.t < resumedAt && x.hot_store !== 'up').length;
     // eslint-disable-next-line no-console
     console.log(
