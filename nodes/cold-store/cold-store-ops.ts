@@ -151,10 +151,12 @@ const REST_HANDLERS = {
  * when the database cannot answer, the response is 503 `{"detail": "database unavailable"}`
  * (never a 500) and the cause is returned for the node's `done(err)`.
  */
-export async function answerRest(op: RestOperation, msg: Msg, getDatabase: DatabaseSource, now: number): Promise<Error | undefined> {
+export async function answerRest(op: RestOperation, msg: Msg, getDatabase: DatabaseSource, now: number, jsonText = false): Promise<Error | undefined> {
   try {
     const db = await getDatabase();
-    applyApiResponse(msg, await REST_HANDLERS[op](db.readings, apiRequestFromMsg(msg), now));
+    const req = apiRequestFromMsg(msg);
+    if (jsonText) req.jsonText = true;
+    applyApiResponse(msg, await REST_HANDLERS[op](db.readings, req, now));
     return undefined;
   } catch (err) {
     applyApiResponse(msg, unavailable(DB_UNAVAILABLE));
@@ -213,6 +215,8 @@ export interface OperationContext {
   now: number;
   /** `recent-grid-data`: which data type (default carbon_intensity). */
   dataType?: string;
+  /** The node answers HTTP with JSON bytes: a handler may answer JSON text (`JsonText`). */
+  jsonText?: boolean;
 }
 
 export function isApiOperation(op: string): op is ApiOperation {
@@ -310,7 +314,7 @@ export async function runOperation(op: Operation, msg: Msg, ctx: OperationContex
       answerFixed(op, msg);
       return undefined;
     default:
-      if (isRestOperation(op)) return answerRest(op, msg, ctx.getDatabase, ctx.now);
+      if (isRestOperation(op)) return answerRest(op, msg, ctx.getDatabase, ctx.now, ctx.jsonText);
       if (isApiOperation(op)) return answerApi(op, msg, ctx);
       throw new Error(`unknown operation ${op}`);
   }

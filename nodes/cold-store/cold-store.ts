@@ -147,7 +147,7 @@ export = function (RED: NodeAPI) {
     node.on('input', (msg, send, done) => {
       const m = msg as unknown as ops.Msg;
       if (!batcher) {
-        const ctx = { getDatabase, retentionDays: parseRetentionDays(config.retentionDays), now: Date.now(), dataType };
+        const ctx = { getDatabase, retentionDays: parseRetentionDays(config.retentionDays), now: Date.now(), dataType, jsonText: jsonBody };
         ops.runOperation(op, m, ctx).then(
           (err) => {
             if (jsonBody && m.req !== undefined && typeof m.payload === 'object' && m.payload !== null && !Buffer.isBuffer(m.payload)) {

@@ -4,6 +4,10 @@
  * `ApiResponse` back as `msg.statusCode` and `msg.payload` for the `http response` node.
  */
 
+import { JsonText } from './json-text';
+
+export { JsonText };
+
 export interface ApiRequest {
   method: string;
   /** Query parameters as parsed by Express: a repeated parameter arrives as an array. */
@@ -13,6 +17,11 @@ export interface ApiRequest {
   body: unknown;
   /** Absolute URL of this request, used to build `next`/`previous` links. */
   url: string;
+  /**
+   * The caller sends the answer as JSON bytes (`jsonBytes`): a handler may then answer a body the
+   * database already serialised (`JsonText`) instead of row objects.
+   */
+  jsonText?: boolean;
 }
 
 export interface ApiResponse {
@@ -83,6 +92,7 @@ const madeBytes = new WeakMap<object, { length: number; mid: unknown; last: unkn
  * gets a Buffer it must not write to.
  */
 export function jsonBytes(body: unknown): Buffer {
+  if (body instanceof JsonText) return body.toBuffer();
   if (Array.isArray(body) && body.length > 0 && typeof body[0] === 'object' && body[0] !== null) {
     const first = body[0] as object;
     const last = body[body.length - 1];

@@ -165,6 +165,43 @@ for (const backend of backends()) {
         assert.deepEqual(fresh.map((r) => r.value), [6, 1, 2, 3, 4]);
         assert.equal(statements.filter((s) => s.startsWith('SELECT')).length, 2);
       });
+
+      it('recentJson: a joined query is taken only when none of its rows is before the later start', async () => {
+        const { db: rec, statements } = recording(db().sql);
+        const repo = createReadingRepository(rec);
+        const now = Date.parse('2026-01-26T10:00:00.000Z');
+        await repo.insertMany([1, 2, 3, 4].map((value, i) => reading({ value, timestamp: ago([5, 40, 50, 60][i] * MINUTE, now) })));
+        const values = async (p: Promise<{ text: string }>) => (JSON.parse((await p).text) as { value: number }[]).map((r) => r.value);
+        const alone = [
+          await values(repo.recentJson({ hours: 1, limit: 100, now })),
+          await values(repo.recentJson({ hours: 1, limit: 100, now: now + 15 * MINUTE })),
+          await values(repo.recentJson({ hours: 1, limit: 2, now: now + 15 * MINUTE })),
+        ];
+        assert.deepEqual(alone, [[1, 2, 3, 4], [1, 2], [1, 2]]);
+
+        // the same start: one query, one text
+        statements.length = 0;
+        const same = await Promise.all([0, 1, 2].map(() => repo.recentJson({ hours: 1, limit: 100, now })));
+        assert.equal(statements.length, 1);
+        assert.equal(new Set(same).size, 1);
+
+        // a later start: the first query's rows reach before it (50 and 60 min old): its own query
+        statements.length = 0;
+        const [early, later] = await Promise.all([
+          values(repo.recentJson({ hours: 1, limit: 100, now })),
+          values(repo.recentJson({ hours: 1, limit: 100, now: now + 15 * MINUTE })),
+        ]);
+        assert.deepEqual([early, later], [alone[0], alone[1]]);
+        assert.equal(statements.length, 2);
+        // a later start where the first query's rows (its limit of 2) are all after it: joined
+        statements.length = 0;
+        const [e2, l2] = await Promise.all([
+          values(repo.recentJson({ hours: 1, limit: 2, now })),
+          values(repo.recentJson({ hours: 1, limit: 2, now: now + 15 * MINUTE })),
+        ]);
+        assert.deepEqual([e2, l2], [[1, 2], alone[2]]);
+        assert.equal(statements.length, 1);
+      });
     });
 
     if (backend.name === 'postgres') {

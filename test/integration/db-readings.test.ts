@@ -455,6 +455,46 @@ for (const backend of backends()) {
         await repo().insertMany([reading({ timestamp: ago(MINUTE) }), reading({ timestamp: ago(2 * HOUR) })]);
         assert.equal((await repo().recent({ hours: 1, limit: 10 })).length, 1);
       });
+
+      it('recentJson is the JSON text of recent, to the byte (built by PostgreSQL there)', async () => {
+        const now = Date.now();
+        const texts = ['plain', 'quote " and back\\slash', 'tab\tnew\nline\r\u0001\u001f\u007f', 'ünïcødé ⚡ 𝄞', '</script>\u2028'];
+        const values = [0, 750, -12.5, 0.1 + 0.2, 123456.789, 1 / 3, -1e-4, 99999999999999.98, 999999999999999];
+        await repo().insertMany(
+          values.map((value, i) => reading({ sensor_id: texts[i % texts.length], location: texts[(i + 2) % texts.length], value, timestamp: ago((i + 1) * MINUTE, now) })),
+        );
+        // what no reading through the API has, but a row written by hand may: -0, microseconds; empty unit and location
+        const µs = new Date(now - 30 * MINUTE).toISOString().replace('Z', '789Z');
+        await db().sql.execute(
+          'INSERT INTO sensor_readings (sensor_type, sensor_id, value, timestamp) VALUES ($1, $2, $3, $4)',
+          ['ldr', 'bare', -0, backend.name === 'postgres' ? µs : ago(30 * MINUTE, now)],
+        );
+        for (const options of [
+          { hours: 1, limit: 100, now },
+          { hours: 1, limit: 3, now },
+          { hours: 0.1, limit: 100, now },
+          { hours: 1, limit: 100, now, sensor_id: texts[1] },
+          { hours: 1, limit: 100, now, sensor_type: 'ldr', sensor_id: 'bare' },
+          { hours: 1, limit: 100, now, sensor_type: 'nothing' },
+          { hours: 1, limit: 100, now, sensor_id: 'evil\u0000' },
+        ]) {
+          const rows = await repo().recent(options);
+          assert.equal((await repo().recentJson(options)).text, JSON.stringify(rows), JSON.stringify(options));
+        }
+        const all = await repo().recent({ hours: 1, limit: 100, now });
+        assert.equal(all.length, values.length + 1);
+        assert.deepEqual(all.find((r) => r.sensor_id === 'bare'), { ...all.find((r) => r.sensor_id === 'bare'), unit: '', location: '', value: 0 });
+      });
+
+      // SQLite's recentJson is JSON.stringify of recent
+      if (backend.name === 'postgres') it('recentJson writes a number JS would print without an exponent in the exponent form, the same number', async () => {
+        const now = Date.now();
+        const values = [1e-5, 1.5e-7, 1e15, 1234567890123456.8, Number.MAX_SAFE_INTEGER, 1e21, -2.5e300];
+        await repo().insertMany(values.map((value, i) => reading({ value, timestamp: ago((i + 1) * MINUTE, now) })));
+        const text = (await repo().recentJson({ hours: 1, limit: 100, now })).text;
+        assert.deepEqual(JSON.parse(text), await repo().recent({ hours: 1, limit: 100, now }));
+        assert.match(text, /"value":1e-05,/);
+      });
     });
 
     describe('deleteOlderThan', () => {

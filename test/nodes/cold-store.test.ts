@@ -372,7 +372,8 @@ describe('cold-store node', function () {
         const json = [0, 1, 2, 3, 4].map((k) => by(`json${k}`));
         for (const m of json) {
           assert.ok(Buffer.isBuffer(m.payload));
-          assert.deepEqual(JSON.parse(m.payload.toString('utf8')), plain.payload);
+          // to the byte: on PostgreSQL the database builds this text (recentJson)
+          assert.equal(m.payload.toString('utf8'), JSON.stringify(plain.payload));
           assert.equal(m.statusCode, 200);
           assert.match(m.headers['content-type'], /application\/json/);
         }

@@ -90,13 +90,14 @@ export function latestReadings(repo: ReadingRepository, _req: ApiRequest, _clock
 export function recentReadings(repo: ReadingRepository, req: ApiRequest, clock?: Clock | number): Promise<ApiResponse> {
   return answering(async () => {
     const p = parseRecentParams(req.query, RECENT_FILTERS, DEFAULT_RECENT_HOURS);
-    const rows = await repo.recent({
+    const options = {
       hours: p.hours,
       limit: p.limit,
       sensor_type: p.filters.sensor_type as string | undefined,
       sensor_id: p.filters.sensor_id as string | undefined,
       now: nowOf(clock),
-    });
-    return ok(rows);
+    };
+    // A caller that sends JSON bytes gets the text the database built (see recentJson).
+    return ok(req.jsonText ? await repo.recentJson(options) : await repo.recent(options));
   });
 }

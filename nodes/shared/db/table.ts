@@ -42,6 +42,44 @@ export function selectList<Row>(spec: TableSpec<Row>, alias?: string): string {
     .join(', ');
 }
 
+/** PostgreSQL text expression: one column as the JSON text `JSON.stringify` makes of its API value. */
+function pgJsonValue(col: string, kind: ColumnKind): string {
+  switch (kind) {
+    case 'id':
+    case 'integer':
+      return `COALESCE(${col}::text, 'null')`;
+    case 'number':
+      // float8 text is the shortest exact form, as JS prints it (but for the exponent's form, e.g.
+      // 1e-05 for 0.00001: the same number); JSON has no NaN or infinities (JS gives null), no -0.
+      return `CASE WHEN ${col} IS NULL OR ${col} IN ('NaN', 'Infinity', '-Infinity') THEN 'null' WHEN ${col} = 0 THEN '0' ELSE ${col}::text END`;
+    case 'boolean':
+      return `CASE WHEN ${col} IS NULL THEN 'null' WHEN ${col} THEN 'true' ELSE 'false' END`;
+    case 'timestamp':
+      // pgTimestampToIso's form (milliseconds, microseconds cut, Z; the pool runs in UTC).
+      return `CASE WHEN ${col} IS NULL THEN 'null' WHEN isfinite(${col}) THEN '"' || to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"' ELSE to_json(${col}::text)::text END`;
+    case 'json':
+      return `COALESCE(${col}::text, 'null')`;
+    default:
+      // to_json escapes a string as JSON.stringify does (", \, \b \f \n \r \t, other controls as \u00xx).
+      return `COALESCE(to_json(${col})::text, 'null')`;
+  }
+}
+
+/**
+ * PostgreSQL text expression that builds a row's JSON in the database: the same keys in the same
+ * order and the same text as `JSON.stringify` of the row `rowsFromDb` makes (a number may use an
+ * exponent where JS would not, and a json column keeps PostgreSQL's spacing: the same values).
+ * Lets an answer of many rows skip the driver's parsing, the row objects and the stringify.
+ */
+export function jsonRowSql<Row>(spec: TableSpec<Row>, alias?: string): string {
+  const prefix = alias ? `${alias}.` : '';
+  const columns = spec.columns as Record<string, ColumnKind>;
+  return Object.keys(columns)
+    .map((c, i) => `'${i === 0 ? '{' : ','}"${c}":' || ${pgJsonValue(prefix + c, columns[c])}`)
+    .join(' || ')
+    .concat(` || '}'`);
+}
+
 type Converter = (v: unknown) => unknown;
 
 const toNumber: Converter = (v) => (typeof v === 'number' ? v : Number(v));

@@ -5,6 +5,7 @@
  * `number`, timestamps as ISO 8601 UTC strings with milliseconds and `Z`, JSON columns as
  * objects, booleans as `true`/`false`.
  */
+import type { JsonText } from '../json-text';
 import type { Reading, ReadingRow } from '../types';
 
 export type { Reading, ReadingRow };
@@ -176,6 +177,8 @@ export interface ReadingRepository {
   latest(): Promise<ReadingRow[]>;
   /** Newest first. */
   recent(options: RecentReadingsOptions): Promise<ReadingRow[]>;
+  /** `recent` as the JSON text of its array (built by the database on PostgreSQL). */
+  recentJson(options: RecentReadingsOptions): Promise<JsonText>;
   /** Deletes rows with timestamp < cutoff (a row exactly at the cutoff stays) in batches; returns the total. */
   deleteOlderThan(cutoffIso: string, batchSize?: number): Promise<number>;
 }
