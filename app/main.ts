@@ -8,10 +8,11 @@
 import type { Express, NextFunction, Request, Response } from 'express';
 import http from 'http';
 import path from 'path';
+import v8 from 'v8';
 import { apiFallback, jsonErrorHandler, type RouteLayer } from './api-fallback';
 import { chooseBroker, redactUrl, type BrokerChoice } from './broker';
 import { seedCredentials } from './credentials';
-import { checkEnv, envDefaults, exposureProblem, loadEnvFile, splitUrlCredentials } from './env';
+import { checkEnv, envDefaults, exposureProblem, heapFlags, heapGrowthFlag, loadEnvFile, splitUrlCredentials } from './env';
 import { clientErrorHandler, flowSecurityWarnings, httpHardening, securityEnvDefaults, securityEnvProblems, wsGuardOptions } from './hardening';
 import { installWsGuard, type NodeRedNodes } from './ws-guard';
 
@@ -85,6 +86,9 @@ export async function main(): Promise<void> {
   if (problems.length > 0) fail(`invalid configuration:\n  - ${problems.join('\n  - ')}`, 2);
   const exposure = exposureProblem(env);
   if (exposure) fail(exposure, 2);
+  const heapFlag = heapGrowthFlag(env, process.execArgv);
+  if (heapFlag) v8.setFlagsFromString(heapFlag);
+  log.info(`V8 heap flags: ${heapFlags(process.execArgv, heapFlag).join(' ') || "none (V8's defaults)"}`);
 
   // 2. The broker.
   let broker: BrokerChoice;

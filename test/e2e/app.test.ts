@@ -392,6 +392,7 @@ describe('e2e: the app', function () {
         assert.match(app!.logs(), /MQTT broker: embedded aedes at mqtt:\/\/127\.0\.0\.1:1883/);
       }
       assert.match(app!.logs(), /hot window store: in-process/);
+      assert.match(app!.logs(), /V8 heap flags: --max-semi-space-size=32 --heap-growing-percent=25\n/, 'as npm start runs it');
       assert.doesNotMatch(app!.logs(), /read-token|write-token/, 'no secrets in the log');
     });
 

@@ -1,5 +1,5 @@
 /**
- * Starts the app as `npm start` runs it (`node dist/app/main.js`, from the repository root) for
+ * Starts the app as `npm start` runs it (`node [its flags] dist/app/main.js`, from the repository root) for
  * end-to-end tests: on a free port, with its data (Node-RED user dir, SQLite file, credential
  * secret) in a temporary DATA_DIR, no `.env`, and only the environment the test gives.
  */
@@ -12,6 +12,14 @@ import path from 'path';
 const ROOT = path.resolve(__dirname, '..', '..', '..'); // dist/test/support → repo root
 const MAIN = path.join(ROOT, 'dist', 'app', 'main.js');
 
+/** The node options `npm start` gives (package.json: `node --flag … scripts/start.js`), so tests and the bench run the app with them too. */
+export function startScriptNodeFlags(root = ROOT): string[] {
+  const start = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? '';
+  const m = /^node\s+(.*?)\s*scripts\/start\.js\b/.exec(start.trim());
+  if (!m) throw new Error(`package.json's start script is not "node [flags] scripts/start.js": ${start}`);
+  return m[1].split(/\s+/).filter((a) => a !== '');
+}
+
 /** Variables of the app that must not leak in from the shell running the tests. */
 const APP_VARS = [
   'PORT', 'HOST', 'DATA_DIR', 'ENV_FILE', 'LOG_LEVEL', 'MQTT_URL', 'MQTT_USERNAME', 'MQTT_PASSWORD', 'MQTT_CLIENT_ID',
@@ -20,7 +28,7 @@ const APP_VARS = [
   'CARBON_FETCH_MINUTES', 'WEATHER_FETCH_MINUTES', 'LOCATION_LAT', 'LOCATION_LON', 'LOCATION_ZONE', 'SENSOR_BUFFER_SIZE',
   'RETENTION_DAYS', 'ADMIN_USER', 'ADMIN_PASSWORD_HASH', 'API_TOKEN', 'API_READ_TOKEN', 'CORS_ORIGIN',
   'NODE_RED_CREDENTIAL_SECRET', 'HYPERVOLT_LOCAL_MQTT_PORT', 'RATE_LIMIT_WRITES_PER_MIN', 'RATE_LIMIT_COMMANDS_PER_MIN',
-  'WS_MAX_CLIENTS', 'MQTT_ACL_FILE', 'MQTT_CA_FILE', 'MQTT_CERT_FILE', 'MQTT_KEY_FILE',
+  'WS_MAX_CLIENTS', 'HEAP_GROWING_PERCENT', 'MQTT_ACL_FILE', 'MQTT_CA_FILE', 'MQTT_CERT_FILE', 'MQTT_KEY_FILE',
 ];
 
 export interface RunningApp {
@@ -58,7 +66,7 @@ function spawnApp(env: Record<string, string | undefined>, dataDir: string, port
     ...env,
   };
   for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
-  const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: full as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...startScriptNodeFlags(), MAIN], { cwd: ROOT, env: full as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -7,6 +7,8 @@ import {
   checkEnv,
   envDefaults,
   exposureProblem,
+  heapFlags,
+  heapGrowthFlag,
   instanceClientId,
   isLoopbackHost,
   loadEnvFile,
@@ -132,12 +134,36 @@ describe('app env', () => {
         assert.ok(problems.some((p) => p.startsWith(k)), `${k} reported in ${JSON.stringify(problems)}`);
       }
     });
+    it('wants HEAP_GROWING_PERCENT a whole number from 0 to 400', () => {
+      for (const v of ['0', '25', '400']) assert.deepEqual(checkEnv({ ...good, HEAP_GROWING_PERCENT: v }), [], v);
+      for (const v of ['', '-1', '12.5', '401', 'lots']) {
+        assert.match(checkEnv({ ...good, HEAP_GROWING_PERCENT: v }).join(), /^HEAP_GROWING_PERCENT must be/, v);
+      }
+    });
     it('wants admin user and hash together, and a bcrypt hash', () => {
       assert.equal(checkEnv({ ...good, ADMIN_USER: 'admin' }).length, 1);
       assert.equal(checkEnv({ ...good, ADMIN_USER: 'admin', ADMIN_PASSWORD_HASH: 'secret' }).length, 1);
       const hash = '$2b$08$' + 'a'.repeat(53);
       assert.deepEqual(checkEnv({ ...good, ADMIN_USER: 'admin', ADMIN_PASSWORD_HASH: hash }), []);
     });
+  });
+
+  it('heapGrowthFlag: the V8 flag by default, none for 0 or when node was given one', () => {
+    assert.equal(heapGrowthFlag({ ...ENV_DEFAULTS }, []), '--heap-growing-percent=25');
+    assert.equal(heapGrowthFlag({ HEAP_GROWING_PERCENT: ' 40 ' }, ['--inspect']), '--heap-growing-percent=40');
+    assert.equal(heapGrowthFlag({ HEAP_GROWING_PERCENT: '0' }, []), null);
+    assert.equal(heapGrowthFlag({}, []), null);
+    assert.equal(heapGrowthFlag({ HEAP_GROWING_PERCENT: '25' }, ['--heap-growing-percent=50']), null);
+    assert.equal(heapGrowthFlag({ HEAP_GROWING_PERCENT: '25' }, ['--heap_growing_percent=5']), null);
+  });
+
+  it('heapFlags: the heap options of node and the growth flag, for the log', () => {
+    assert.deepEqual(heapFlags(['--inspect', '--max-semi-space-size=32', '--max_old_space_size=128'], '--heap-growing-percent=25'), [
+      '--max-semi-space-size=32',
+      '--max_old_space_size=128',
+      '--heap-growing-percent=25',
+    ]);
+    assert.deepEqual(heapFlags([], null), []);
   });
 
   it('isLoopbackHost', () => {
