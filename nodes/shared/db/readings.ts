@@ -41,6 +41,9 @@ export const READINGS_TABLE: TableSpec<ReadingRow> = {
   defaultOrdering: '-timestamp',
 };
 
+/** A reading's JSON text, built by PostgreSQL (`recentJson`). */
+const READING_JSON_SQL = jsonRowSql(READINGS_TABLE);
+
 export const DEFAULT_DELETE_BATCH = 5000;
 
 const INSERT_COLUMNS = ['sensor_type', 'sensor_id', 'value', 'unit', 'location', 'timestamp'] as const;
@@ -327,7 +330,7 @@ class SqlReadingRepository implements ReadingRepository {
   /**
    * `recent` as JSON text. On PostgreSQL the database builds the array (`jsonRowSql`): Node gets
    * one string instead of parsing rows, building objects and stringifying them (measured, 1000
-   * rows: the app's CPU per answer about halved, PostgreSQL's per query about tripled); on SQLite
+   * rows: the app's CPU per answer 40 % lower, PostgreSQL's per query 3.6 times); on SQLite
    * it is `JSON.stringify` of `recent`. Concurrent calls share one query and one text, like
    * `recent`, but a text cannot be cut at a later call's window start: a joined answer is taken
    * only when its oldest row is at or after this call's start (the usual case: a query that hit
@@ -344,7 +347,7 @@ class SqlReadingRepository implements ReadingRepository {
       }
       const [row] = await this.db.query<{ oldest: string | null; body: string }>(
         `SELECT min(timestamp) AS oldest, COALESCE(string_agg(j, ',' ORDER BY timestamp DESC, id DESC), '') AS body
-         FROM (SELECT timestamp, id, ${jsonRowSql(READINGS_TABLE)} AS j FROM sensor_readings WHERE ${where}
+         FROM (SELECT timestamp, id, ${READING_JSON_SQL} AS j FROM sensor_readings WHERE ${where}
                ORDER BY timestamp DESC, id DESC LIMIT $${params.length}) r`,
         params,
       );

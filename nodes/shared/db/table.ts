@@ -55,7 +55,7 @@ function pgJsonValue(col: string, kind: ColumnKind): string {
     case 'boolean':
       return `CASE WHEN ${col} IS NULL THEN 'null' WHEN ${col} THEN 'true' ELSE 'false' END`;
     case 'timestamp':
-      // pgTimestampToIso's form (milliseconds, microseconds cut, Z; the pool runs in UTC).
+      // pgTimestampToIso's form: UTC, milliseconds (microseconds cut), Z.
       return `CASE WHEN ${col} IS NULL THEN 'null' WHEN isfinite(${col}) THEN '"' || to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"' ELSE to_json(${col}::text)::text END`;
     case 'json':
       return `COALESCE(${col}::text, 'null')`;
@@ -71,11 +71,10 @@ function pgJsonValue(col: string, kind: ColumnKind): string {
  * exponent where JS would not, and a json column keeps PostgreSQL's spacing: the same values).
  * Lets an answer of many rows skip the driver's parsing, the row objects and the stringify.
  */
-export function jsonRowSql<Row>(spec: TableSpec<Row>, alias?: string): string {
-  const prefix = alias ? `${alias}.` : '';
+export function jsonRowSql<Row>(spec: TableSpec<Row>): string {
   const columns = spec.columns as Record<string, ColumnKind>;
   return Object.keys(columns)
-    .map((c, i) => `'${i === 0 ? '{' : ','}"${c}":' || ${pgJsonValue(prefix + c, columns[c])}`)
+    .map((c, i) => `'${i === 0 ? '{' : ','}"${c}":' || ${pgJsonValue(c, columns[c])}`)
     .join(' || ')
     .concat(` || '}'`);
 }
