@@ -6,8 +6,6 @@
 
 import { JsonText } from './json-text';
 
-export { JsonText };
-
 export interface ApiRequest {
   method: string;
   /** Query parameters as parsed by Express: a repeated parameter arrives as an array. */

@@ -13,12 +13,13 @@ const ROOT = path.resolve(__dirname, '..', '..', '..'); // dist/test/support →
 const MAIN = path.join(ROOT, 'dist', 'app', 'main.js');
 
 /** The node options `npm start` gives (package.json: `node --flag … scripts/start.js`), so tests and the bench run the app with them too. */
-export function startScriptNodeFlags(root = ROOT): string[] {
+function startScriptNodeFlags(root = ROOT): string[] {
   const start = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? '';
   const m = /^node\s+(.*?)\s*scripts\/start\.js\b/.exec(start.trim());
   if (!m) throw new Error(`package.json's start script is not "node [flags] scripts/start.js": ${start}`);
   return m[1].split(/\s+/).filter((a) => a !== '');
 }
+const START_NODE_FLAGS = startScriptNodeFlags();
 
 /** Variables of the app that must not leak in from the shell running the tests. */
 const APP_VARS = [
@@ -66,7 +67,7 @@ function spawnApp(env: Record<string, string | undefined>, dataDir: string, port
     ...env,
   };
   for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
-  const child = spawn(process.execPath, [...startScriptNodeFlags(), MAIN], { cwd: ROOT, env: full as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, MAIN], { cwd: ROOT, env: full as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
