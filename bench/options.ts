@@ -29,11 +29,14 @@ export const HELP = `npm run bench [-- options]     (npm run bench:quick = --qui
 
   --rates 1000,5000,...   readings/s to run, each alone (default 1000,5000,10000,20000,30000)
   --seconds N             seconds of publishing per rate (default 10)
-  --targets app,naive     systems to measure (default both)
+  --targets app,naive     systems to measure (default app,naive,floor; --quick app,naive); floor =
+                          a bare mqtt.js process doing the same Redis, PostgreSQL and WebSocket
+                          writes without Node-RED, validation or durability: what the machine
+                          and the bench themselves cost (bench/floor-pipeline.ts)
   --instances 1,2         run the app with each number of instances, at the same rates (default 1);
                           2 = two instances in one group (HYPERVOLT_GROUP, MQTT 5 shared
                           subscription), one WebSocket client on each; prints a comparison line
-  --quick                 rates 1000,5000 for 3 s, 200 000 REST rows, 3 s per REST endpoint
+  --quick                 rates 1000,5000 for 3 s, 200 000 REST rows, 3 s per REST endpoint, no floor
   --rest-rows N           readings stored for the REST check (default 5 000 000; 0 skips it)
   --rest-seconds N        seconds per REST endpoint (default 5)
   --sensors N             sensors (default 100)
@@ -82,7 +85,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   const o: BenchOptions = {
     rates: quick ? [1000, 5000] : profile ? [20_000] : [1000, 5000, 10_000, 20_000, 30_000],
     seconds: quick ? 3 : 10,
-    targets: profile ? ['app'] : ['app', 'naive'],
+    targets: profile ? ['app'] : quick ? ['app', 'naive'] : ['app', 'naive', 'floor'],
     instances: [1],
     sensors: 100,
     publishers: 2,
@@ -104,8 +107,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   }
   if (given.has('targets')) {
     const list = (given.get('targets') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    for (const t of list) if (t !== 'app' && t !== 'naive') throw new Error(`--targets: unknown target "${t}" (app, naive)`);
-    if (list.length === 0) throw new Error('--targets needs app, naive or both');
+    for (const t of list) if (t !== 'app' && t !== 'naive' && t !== 'floor') throw new Error(`--targets: unknown target "${t}" (app, naive, floor)`);
+    if (list.length === 0) throw new Error('--targets needs app, naive, floor or several');
     o.targets = [...new Set(list)] as TargetName[];
   }
   if (given.has('instances')) {
@@ -126,7 +129,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   if (given.has('drain-max')) o.drainMaxSeconds = num('drain-max', given.get('drain-max'), 1, 600);
   if (given.has('max-inflight')) o.maxInflight = Math.floor(num('max-inflight', given.get('max-inflight'), 0, 65535));
   if (given.has('window-size')) o.windowSize = Math.floor(num('window-size', given.get('window-size'), 1, 10_000));
-  if (o.profile && o.targets.includes('naive')) throw new Error('--profile profiles the app only: leave out --targets naive');
+  if (o.profile && o.targets.some((t) => t !== 'app')) throw new Error('--profile profiles the app only: --targets app');
   if (o.profile) o.restRows = 0;
   return o;
 }

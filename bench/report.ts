@@ -226,6 +226,17 @@ export function targetChecks(results: Record<string, RateResult[]>, rest: HttpLo
         ? { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: r10k.latencyWs.p99 < 50, detail: `${fmtMs(r10k.latencyWs.p99)} ms${steady(r10k)}` }
         : { name: 'p99 publish->WS at 10 000/s < 50 ms', pass: null, detail: 'rate not run' },
     );
+    // The floor (bench/floor-pipeline.ts): the same writes without the pipeline; what the machine allows.
+    for (const rate of [1000, 10_000]) {
+      const f = (results.floor ?? []).find((r) => r.rate === rate);
+      if (f) {
+        checks.push({
+          name: `(info) floor p99 publish->WS at ${fmtNumber(rate)}/s`,
+          pass: null,
+          detail: `${fmtMs(f.latencyWs.p99)} ms${steady(f)}, CPU ${cpu(f.cpu.pipeline)} s (app ${at(rate) ? `${cpu(at(rate)!.cpu.pipeline)} s` : 'not run'})`,
+        });
+      }
+    }
     const atBest = at(best);
     if (atBest) {
       const peak = Math.max(atBest.peakRssSampled, atBest.vmHwm);

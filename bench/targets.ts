@@ -1,9 +1,11 @@
 /**
- * The two systems under test, behind one interface:
+ * The systems under test, behind one interface:
  * - `app`: the HyperVolt app as `npm start` runs it (test/support/app.ts `startApp`), on the
  *   bench broker, the bench's Redis prefix and its own PostgreSQL database;
  * - `naive`: a stock Node-RED process (node-red/red.js) running bench/naive-flow.json, with an
- *   ioredis client and a pg Pool handed to its function node through `functionGlobalContext`.
+ *   ioredis client and a pg Pool handed to its function node through `functionGlobalContext`;
+ * - `floor`: bench/floor-pipeline.ts, the same Redis, PostgreSQL and WebSocket writes from a bare
+ *   mqtt.js process (no Node-RED, validation, durability or flow control): the machine's floor.
  * Each start uses a new MQTT client id; `stop()` also discards the persistent sessions at the
  * broker (the app's sensor subscription is the session `{client id}-sensors`), so a backlog left by
  * an overloaded run never reaches the next run, and a stopped app's session does not go on queuing.
@@ -21,7 +23,7 @@ import { findProcessByEnv } from './procstat';
 /** dist/bench → repository root. */
 export const ROOT = path.resolve(__dirname, '..', '..');
 
-export type TargetName = 'app' | 'naive';
+export type TargetName = 'app' | 'naive' | 'floor';
 
 export interface TargetConfig {
   name: TargetName;
@@ -55,7 +57,8 @@ let starts = 0;
 
 export async function startTarget(cfg: TargetConfig): Promise<RunningTarget> {
   const clientId = `hvbench-${cfg.runId}-${cfg.name}-${++starts}`;
-  return cfg.name === 'app' ? startAppTarget(cfg, clientId) : startNaiveTarget(cfg, clientId);
+  if (cfg.name === 'app') return startAppTarget(cfg, clientId);
+  return cfg.name === 'naive' ? startNaiveTarget(cfg, clientId) : startFloorTarget(cfg, clientId);
 }
 
 async function startAppTarget(cfg: TargetConfig, clientId: string): Promise<RunningTarget> {
@@ -148,6 +151,46 @@ async function startNaiveTarget(cfg: TargetConfig, clientId: string): Promise<Ru
   const port = await freePort();
   const settingsFile = path.join(userDir, 'settings.js');
   fs.writeFileSync(settingsFile, naiveSettings(userDir, flowFile, port));
+  return startChild(cfg, clientId, {
+    what: 'the naive Node-RED',
+    args: [path.join(ROOT, 'node_modules', 'node-red', 'red.js'), '--userDir', userDir, '--settings', settingsFile],
+    cwd: userDir,
+    port,
+    // The admin API answers once the runtime is up; the caller's warm-up (readings through to
+    // the WebSocket) proves the flow runs.
+    readyPath: '/admin/flows',
+    env: {},
+    cleanup: () => fs.rmSync(userDir, { recursive: true, force: true }),
+  });
+}
+
+/** The floor: bench/floor-pipeline.ts, a bare mqtt.js → Redis + PostgreSQL + WebSocket process. */
+async function startFloorTarget(cfg: TargetConfig, clientId: string): Promise<RunningTarget> {
+  const port = await freePort();
+  return startChild(cfg, clientId, {
+    what: 'the floor pipeline',
+    args: [path.join(__dirname, 'floor-pipeline.js')],
+    cwd: cfg.tmpDir,
+    port,
+    readyPath: '/ready',
+    env: { HVB_PORT: String(port) },
+    cleanup: () => undefined,
+  });
+}
+
+interface ChildSpec {
+  what: string;
+  args: string[];
+  cwd: string;
+  port: number;
+  /** Answers 200 once the process takes readings. */
+  readyPath: string;
+  env: Record<string, string>;
+  cleanup: () => void;
+}
+
+/** Starts a reference target as a node child process on the bench's HVB_* environment; waits until ready. */
+async function startChild(cfg: TargetConfig, clientId: string, spec: ChildSpec): Promise<RunningTarget> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HVB_MQTT_PORT: String(cfg.broker.port),
@@ -157,13 +200,10 @@ async function startNaiveTarget(cfg: TargetConfig, clientId: string): Promise<Ru
     HVB_REDIS_PREFIX: cfg.redisPrefix,
     HVB_WINDOW_SIZE: String(cfg.windowSize),
     HVB_DATABASE_URL: cfg.databaseUrl,
+    ...spec.env,
     ...cfg.extraEnv,
   };
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [path.join(ROOT, 'node_modules', 'node-red', 'red.js'), '--userDir', userDir, '--settings', settingsFile],
-    { cwd: userDir, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child: ChildProcess = spawn(process.execPath, spec.args, { cwd: spec.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
@@ -172,7 +212,7 @@ async function startNaiveTarget(cfg: TargetConfig, clientId: string): Promise<Ru
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const undo = onCleanup(`naive Node-RED (${clientId})`, async () => {
+  const undo = onCleanup(`${spec.what} (${clientId})`, async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -180,35 +220,33 @@ async function startNaiveTarget(cfg: TargetConfig, clientId: string): Promise<Ru
       clearTimeout(t);
     }
     await cfg.broker.purgeSession(clientId).catch(() => undefined);
-    fs.rmSync(userDir, { recursive: true, force: true });
+    spec.cleanup();
   });
-  const httpUrl = `http://127.0.0.1:${port}`;
+  const httpUrl = `http://127.0.0.1:${spec.port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) {
       await undo();
-      throw new Error(`the naive Node-RED exited with code ${child.exitCode}:\n${out}`);
+      throw new Error(`${spec.what} exited with code ${child.exitCode}:\n${out}`);
     }
     try {
-      const r = await fetch(`${httpUrl}/admin/flows`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${httpUrl}${spec.readyPath}`, { signal: AbortSignal.timeout(2000) });
       await r.arrayBuffer();
-      // The admin API answers once the runtime is up; the caller's warm-up (readings through to
-      // the WebSocket) proves the flow runs.
       if (r.status === 200) break;
     } catch {
       // not yet
     }
     if (Date.now() > deadline) {
       await undo();
-      throw new Error(`the naive Node-RED did not answer within 60 s:\n${out}`);
+      throw new Error(`${spec.what} did not answer within 60 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
-    name: 'naive',
+    name: cfg.name,
     pid: child.pid!,
     httpUrl,
-    wsUrl: `ws://127.0.0.1:${port}/ws/sensors/`,
+    wsUrl: `ws://127.0.0.1:${spec.port}/ws/sensors/`,
     clientId,
     logs: () => out,
     stop: undo,

@@ -248,9 +248,18 @@ describe('bench stats helpers', () => {
 
     it('leaves the defaults and --quick as they were: one instance', () => {
       assert.deepEqual(opts([]).instances, [1]);
-      assert.deepEqual(opts([]).targets, ['app', 'naive']);
+      assert.deepEqual(opts([]).targets, ['app', 'naive', 'floor']);
       assert.deepEqual(opts(['--quick']).rates, [1000, 5000]);
+      assert.deepEqual(opts(['--quick']).targets, ['app', 'naive']);
+      assert.deepEqual(opts(['--profile']).targets, ['app']);
       assert.deepEqual(opts(['--quick']).instances, [1]);
+    });
+
+    it('--targets takes the floor beside the app and the naive flow, and refuses others', () => {
+      assert.deepEqual(opts(['--targets', 'floor,app']).targets, ['floor', 'app']);
+      assert.throws(() => opts(['--targets', 'app,bare']), /unknown target "bare" \(app, naive, floor\)/);
+      assert.throws(() => opts(['--profile', '--targets', 'app,floor']), /--profile profiles the app only/);
+      assert.throws(() => opts(['--targets', 'floor', '--instances', '1,2']), /applies to the app/);
     });
 
     it('--instances lists instance counts of the app, in order, without repeats', () => {
