@@ -4,9 +4,9 @@
  * broadcast channel (WebSocket fan-out across instances) and gates scheduled work on leadership.
  * The work is in hot-window-ops.ts, broadcast.ts and leadership.ts.
  *
- * Pushes are not awaited one after another: every msg starts its push at once, and the Redis
- * client's auto-pipelining sends all the pushes of one tick in a single write (no batching
- * timer of our own, so no added latency and nothing held back on close).
+ * Pushes are not awaited one after another: every msg starts its push at once, and the store
+ * sends all the pushes of one tick as one script call (`pushMany`; no batching timer, so no added
+ * latency and nothing held back on close).
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { applyApiResponse, ok, unavailable } from '../shared/http';

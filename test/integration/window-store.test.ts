@@ -763,7 +763,7 @@ describe('on a real Redis', function () {
       assert.equal(await a.tryLead('cleanup', 60_000), true);
     });
 
-    it('concurrent pushes of many messages all land (auto-pipelined)', async () => {
+    it('concurrent pushes of many messages all land (gathered per tick)', async () => {
       const store = await make('concurrent');
       await Promise.all(Array.from({ length: 200 }, (_, i) => store.pushMany([reading(i, i, `c${i % 4}`)])));
       const snaps = await store.readMany([0, 1, 2, 3].map((k) => ({ sensor_type: 'ldr', sensor_id: `c${k}` })));
