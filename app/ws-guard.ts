@@ -33,6 +33,9 @@ export const WS_DEFAULTS = Object.freeze({
   pingIntervalMs: 30_000,
 });
 
+/** Most bytes `coalesceWritesPerTurn` holds back before it sends them. */
+export const COALESCE_MAX_BYTES = 64 * 1024;
+
 /** An upgrade the guard answered itself is renamed to this path, which no listener serves. */
 export const REFUSED_UPGRADE_URL = '/.hypervolt-refused-upgrade';
 
@@ -93,6 +96,8 @@ export interface WsGuardOptions extends Partial<WsLimits> {
   /** The `ws` server serving an upgrade path, or undefined when none does (then: 404). */
   findServer?: (pathname: string) => WsServerLike | undefined;
   log?: (message: string) => void;
+  /** Sends the frames written in one event-loop turn in one system call (default true). */
+  coalesceWrites?: boolean;
 }
 
 export interface WsGuard {
@@ -168,6 +173,7 @@ export function installWsGuard(server: Server, opts: WsGuardOptions = {}): WsGua
     }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    if (opts.coalesceWrites !== false) coalesceWritesPerTurn(socket);
   });
 
   const bufferTimer = setInterval(() => {
@@ -207,6 +213,38 @@ export function installWsGuard(server: Server, opts: WsGuardOptions = {}): WsGua
     sockets: () => sockets.size,
     clients: () => alive.size,
   };
+}
+
+/**
+ * Holds what is written to `socket` in one event-loop turn and sends it in one system call when the
+ * turn's immediates have run: the core websocket-out node sends each msg as a frame of its own, a
+ * write each, and a burst of readings is a burst of msgs. The first write of a turn corks the
+ * socket and queues the uncork with `setImmediate`; Node-RED delivers a batch's msgs in
+ * immediates queued before that, so their frames go out together, with no timer and no added
+ * wait beyond the turn; at `maxHeldBytes` what is held goes out at once. Nothing is held when
+ * nothing is written. The socket's own `write` is
+ * wrapped (the only change to it); `cork`/`uncork` nest, so a frame `ws` corks itself still works.
+ */
+export function coalesceWritesPerTurn(socket: Duplex & { writableLength?: number }, maxHeldBytes = COALESCE_MAX_BYTES): void {
+  let held = false;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    if (!socket.destroyed) socket.uncork();
+  };
+  const write = socket.write;
+  socket.write = function (this: Duplex, ...args: Parameters<Duplex['write']>) {
+    if (!held && !socket.destroyed && socket.writable) {
+      held = true;
+      socket.cork();
+      setImmediate(release);
+    }
+    const ok = write.apply(this, args);
+    // A burst goes out in parts of about this size: what is held stays small next to the
+    // slow-client limit (a turn under overload can carry megabytes of frames).
+    if ((socket.writableLength ?? 0) >= maxHeldBytes) release();
+    return ok;
+  } as Duplex['write'];
 }
 
 /** The parts of the embedded Node-RED (`require('node-red')`) that `nodeRedWsServer` reads. */

@@ -1,8 +1,8 @@
 import assert from 'assert/strict';
 import http from 'http';
-import type { AddressInfo } from 'net';
+import net, { type AddressInfo } from 'net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { installWsGuard, normalizeWsPath } from '../../app/ws-guard';
+import { coalesceWritesPerTurn, installWsGuard, normalizeWsPath } from '../../app/ws-guard';
 
 describe('app ws guard', () => {
   it('normalizeWsPath adds the trailing slash under /ws/ only', () => {
@@ -10,6 +10,94 @@ describe('app ws guard', () => {
     assert.equal(normalizeWsPath('/ws/sensors?token=a'), '/ws/sensors/?token=a');
     assert.equal(normalizeWsPath('/ws/sensors/?token=a'), '/ws/sensors/?token=a');
     assert.equal(normalizeWsPath('/admin/comms'), '/admin/comms');
+  });
+
+  describe('coalesceWritesPerTurn', () => {
+    let server: net.Server;
+    let peer: Promise<net.Socket>;
+    let socket: net.Socket;
+
+    beforeEach(async () => {
+      server = net.createServer();
+      peer = new Promise((r) => server.once('connection', r));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+    });
+    afterEach(async () => {
+      socket.destroy();
+      (await peer).destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+
+    /** Counts the chunks the socket hands to the system in each write (`_write`: 1, `_writev`: n). */
+    const spyWrites = (s: net.Socket) => {
+      const calls: number[] = [];
+      const inner = s as unknown as { _write: (...a: unknown[]) => void; _writev: (chunks: unknown[], cb: unknown) => void };
+      const w = inner._write;
+      const wv = inner._writev;
+      inner._write = function (this: unknown, ...a: unknown[]) {
+        calls.push(1);
+        return w.apply(this, a);
+      };
+      inner._writev = function (this: unknown, chunks: unknown[], cb: unknown) {
+        calls.push(chunks.length);
+        return wv.call(this, chunks, cb);
+      };
+      return calls;
+    };
+    const received = async (n: number) => {
+      const p = await peer;
+      let got = '';
+      for await (const d of p) {
+        got += (d as Buffer).toString();
+        if (got.length >= n) break;
+      }
+      return got;
+    };
+
+    it('sends what one turn wrote in one write, in order, once the turn is over', async () => {
+      coalesceWritesPerTurn(socket);
+      const calls = spyWrites(socket);
+      socket.write('a');
+      socket.write('bc');
+      socket.write('d');
+      assert.equal(socket.writableCorked, 1, 'held during the turn');
+      assert.deepEqual(calls, []);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(socket.writableCorked, 0);
+      assert.deepEqual(calls, [3]);
+      assert.equal(await received(4), 'abcd');
+      // The next turn starts a new hold.
+      socket.write('e');
+      assert.equal(socket.writableCorked, 1);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(calls, [3, 1]);
+    });
+
+    it('keeps a cork of the writer\'s own (nested) and sends a big burst at once', async () => {
+      coalesceWritesPerTurn(socket, 1024);
+      const calls = spyWrites(socket);
+      socket.cork(); // as ws does around a frame's header and payload
+      socket.write('h');
+      socket.write(Buffer.alloc(2000, 0x61));
+      assert.equal(socket.writableCorked, 1, 'past maxHeldBytes only the writer\'s own cork is left');
+      socket.uncork();
+      assert.deepEqual(calls, [2], 'the burst went out without waiting for the turn to end');
+      socket.write('z');
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(calls, [2, 1]);
+      assert.equal(await received(2002), `h${'a'.repeat(2000)}z`);
+    });
+
+    it('leaves a destroyed socket alone', async () => {
+      coalesceWritesPerTurn(socket);
+      socket.destroy();
+      socket.on('error', () => undefined);
+      socket.write('x');
+      assert.equal(socket.writableCorked, 0);
+      await new Promise((r) => setImmediate(r));
+    });
   });
 
   describe('on a server', () => {
@@ -48,6 +136,21 @@ describe('app ws guard', () => {
       });
       assert.deepEqual(paths, ['/ws/sensors/?x=1']);
       ws.close();
+    });
+
+    it('sends the frames of one turn together, and each arrives whole and in order', async () => {
+      const connected = new Promise<WebSocket>((r) => wss.once('connection', (ws) => r(ws)));
+      const client = new WebSocket(`ws://127.0.0.1:${port}/ws/sensors/`);
+      await new Promise((r) => client.once('open', r));
+      const serverSide = await connected;
+      const got: string[] = [];
+      const all = new Promise<void>((r) => client.on('message', (d: Buffer) => got.push(d.toString()) === 200 && r()));
+      const raw = (serverSide as unknown as { _socket: net.Socket })._socket;
+      for (let i = 0; i < 200; i++) serverSide.send(JSON.stringify({ i, pad: 'x'.repeat(i * 7) }));
+      assert.equal(raw.writableCorked, 1, 'held until the turn is over');
+      await all;
+      assert.deepEqual(got.map((t) => JSON.parse(t).i), Array.from({ length: 200 }, (_, i) => i));
+      client.close();
     });
 
     it('drops a client that stops reading', async () => {
