@@ -50,7 +50,9 @@ import {
  * score (ms), member, registry member.
  * Same timestamp → the old entry goes (a redelivery or a corrected value replaces it); then the
  * window is trimmed to the newest `size` by rank, which also drops a reading older than the
- * oldest of a full window. Returns per reading, in order, 0 when the same entry (the member is
+ * oldest of a full window. Each window's TTL and the registry (one ZADD of every sensor, all at
+ * the same time) are set once per call, not once per reading: the same end state in fewer
+ * commands. Returns per reading, in order, 0 when the same entry (the member is
  * `ms|value`: same timestamp and value) was in the window already, 1 otherwise: atomic, so of two
  * instances pushing the same reading exactly one sees 1 (a window pushed twice in one call sees
  * its first push at its second).
@@ -61,6 +63,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local size = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local out = {}
+local windows = {}
+local sensors = {}
+local seen = {}
 for i = 2, #KEYS do
   local a = 3 + (i - 2) * 3
   local score = ARGV[a]
@@ -74,9 +79,15 @@ for i = 2, #KEYS do
     redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(size + 1))
     out[i - 1] = 1
   end
-  redis.call('PEXPIRE', KEYS[i], ttl)
-  redis.call('ZADD', KEYS[1], now, ARGV[a + 2])
+  if not seen[KEYS[i]] then
+    seen[KEYS[i]] = true
+    windows[#windows + 1] = KEYS[i]
+    sensors[#sensors + 1] = now
+    sensors[#sensors + 1] = ARGV[a + 2]
+  end
 end
+for _, key in ipairs(windows) do redis.call('PEXPIRE', key, ttl) end
+if #sensors > 0 then redis.call('ZADD', KEYS[1], unpack(sensors)) end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return out
 `;

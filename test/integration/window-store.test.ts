@@ -524,17 +524,20 @@ describe('on a real Redis', function () {
 
     it('keeps one sorted set per sensor with the idle TTL, a registry and a context hash', async () => {
       const store = await make('layout', { size: 5, ttlSeconds: 30 });
-      await store.pushMany([reading(0, 1), reading(1, 2)]);
+      await store.pushMany([reading(0, 1), reading(0, 7, 'ldr_2'), reading(1, 2)]);
       await store.setContext('weather', { value: 24 });
       const p = `${SUITE_PREFIX}layout:`;
       assert.equal(await admin.type(`${p}window:ldr:ldr_1`), 'zset');
       assert.equal(await admin.zcard(`${p}window:ldr:ldr_1`), 2);
-      const pttl = await admin.pttl(`${p}window:ldr:ldr_1`);
-      assert.ok(pttl > 25_000 && pttl <= 30_000, `pttl ${pttl}`);
-      assert.deepEqual(await admin.zrange(`${p}sensors`, 0, -1), ['ldr:ldr_1']);
+      assert.equal(await admin.zcard(`${p}window:ldr:ldr_2`), 1);
+      for (const key of [`${p}window:ldr:ldr_1`, `${p}window:ldr:ldr_2`, `${p}sensors`]) {
+        const pttl = await admin.pttl(key);
+        assert.ok(pttl > 25_000 && pttl <= 30_000, `pttl of ${key}: ${pttl}`);
+      }
+      assert.deepEqual((await admin.zrange(`${p}sensors`, 0, -1)).sort(), ['ldr:ldr_1', 'ldr:ldr_2']);
       assert.equal(await admin.type(`${p}context`), 'hash');
       assert.equal(await admin.pttl(`${p}context`), -1); // context never expires
-      assert.deepEqual((await admin.keys(`${p}*`)).sort(), [`${p}context`, `${p}sensors`, `${p}window:ldr:ldr_1`]);
+      assert.deepEqual((await admin.keys(`${p}*`)).sort(), [`${p}context`, `${p}sensors`, `${p}window:ldr:ldr_1`, `${p}window:ldr:ldr_2`]);
     });
 
     it('the pushes of one tick are one script call: the client sends nothing else', async () => {
