@@ -72,7 +72,7 @@ export interface WsClientLike {
 export interface WsServerLike {
   options: { maxPayload?: number };
   clients?: Set<WsClientLike>;
-  on(event: 'connection', listener: (ws: WsClientLike) => void): unknown;
+  on(event: 'connection', listener: (ws: WsClientLike, req?: IncomingMessage) => void): unknown;
 }
 
 export interface WsLimits {
@@ -120,6 +120,9 @@ export function installWsGuard(server: Server, opts: WsGuardOptions = {}): WsGua
   /** false: pinged, no pong yet. */
   const alive = new Map<WsClientLike, boolean>();
   const adopted = new WeakSet<WsServerLike>();
+  /** The socket of each `/ws/` upgrade, until its WebSocket connection is made. */
+  const upgrades = new WeakMap<IncomingMessage, Duplex>();
+  const coalesce = opts.coalesceWrites !== false;
 
   const track = (ws: WsClientLike) => {
     if (alive.has(ws)) return;
@@ -134,7 +137,13 @@ export function installWsGuard(server: Server, opts: WsGuardOptions = {}): WsGua
     if (!(wss.options.maxPayload !== undefined && wss.options.maxPayload > 0 && wss.options.maxPayload <= maxPayload)) {
       wss.options.maxPayload = maxPayload;
     }
-    wss.on('connection', track);
+    wss.on('connection', (ws, req) => {
+      track(ws);
+      // From the handshake on: a refusal (401, 403) is written and the socket destroyed at once,
+      // which would lose what a cork held.
+      const socket = req && upgrades.get(req);
+      if (socket && coalesce) coalesceWritesPerTurn(socket);
+    });
     for (const ws of wss.clients ?? []) track(ws);
   };
 
@@ -173,7 +182,7 @@ export function installWsGuard(server: Server, opts: WsGuardOptions = {}): WsGua
     }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    if (opts.coalesceWrites !== false) coalesceWritesPerTurn(socket);
+    upgrades.set(req, socket);
   });
 
   const bufferTimer = setInterval(() => {

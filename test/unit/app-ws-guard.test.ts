@@ -109,12 +109,21 @@ describe('app ws guard', () => {
 
     beforeEach(async () => {
       server = http.createServer();
-      guard = installWsGuard(server, { maxBufferedBytes: 64 * 1024, checkEveryMs: 20 });
+      guard = installWsGuard(server, {
+        maxBufferedBytes: 64 * 1024,
+        checkEveryMs: 20,
+        findServer: (pathname) => (pathname === '/ws/sensors/' ? wss : undefined),
+      });
       wss = new WebSocketServer({ noServer: true });
       // like Node-RED's listener: exact path match, registered after the guard
       server.on('upgrade', (req, socket, head) => {
         paths.push(req.url ?? '');
         if (req.url?.split('?')[0] !== '/ws/sensors/') return void socket.destroy();
+        // A refusal as Node-RED's ws 7 writes one (verifyClient): the answer, then destroy at once.
+        if (req.url.includes('deny')) {
+          socket.write('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          return void socket.destroy();
+        }
         wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -151,6 +160,17 @@ describe('app ws guard', () => {
       await all;
       assert.deepEqual(got.map((t) => JSON.parse(t).i), Array.from({ length: 200 }, (_, i) => i));
       client.close();
+    });
+
+    it('a refused handshake still gets its answer (nothing is held before the connection is made)', async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/sensors/?deny=1`);
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode));
+        ws.once('open', () => reject(new Error('opened')));
+        ws.once('error', reject);
+      });
+      assert.equal(status, 401);
+      ws.terminate();
     });
 
     it('drops a client that stops reading', async () => {
