@@ -21,15 +21,7 @@ import Redis from 'ioredis';
 import mqtt from 'mqtt';
 import { Pool } from 'pg';
 import { WebSocketServer, type WebSocket } from 'ws';
-
-interface Reading {
-  sensor_type: string;
-  sensor_id: string;
-  value: number;
-  unit: string;
-  location: string;
-  timestamp: string;
-}
+import type { Reading } from '../nodes/shared/types';
 
 function need(name: string): string {
   const v = process.env[name];
