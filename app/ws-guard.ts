@@ -231,8 +231,9 @@ export function installWsGuard(server: Server, opts: WsGuardOptions = {}): WsGua
  * socket and queues the uncork with `setImmediate`; Node-RED delivers a batch's msgs in
  * immediates queued before that, so their frames go out together, with no timer and no added
  * wait beyond the turn; at `maxHeldBytes` what is held goes out at once. Nothing is held when
- * nothing is written. The socket's own `write` is
- * wrapped (the only change to it); `cork`/`uncork` nest, so a frame `ws` corks itself still works.
+ * nothing is written. The socket's own `write` is wrapped (the only change to it); `cork` and
+ * `uncork` nest, so a frame `ws` corks itself still works. Call it once the WebSocket connection
+ * is made: a handshake refusal written and destroyed at once would lose what a cork held.
  */
 export function coalesceWritesPerTurn(socket: Duplex & { writableLength?: number }, maxHeldBytes = COALESCE_MAX_BYTES): void {
   let held = false;

@@ -64,7 +64,7 @@ local size = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local out = {}
 local windows = {}
-local sensors = {}
+local registry = {}
 local seen = {}
 for i = 2, #KEYS do
   local a = 3 + (i - 2) * 3
@@ -82,12 +82,12 @@ for i = 2, #KEYS do
   if not seen[KEYS[i]] then
     seen[KEYS[i]] = true
     windows[#windows + 1] = KEYS[i]
-    sensors[#sensors + 1] = now
-    sensors[#sensors + 1] = ARGV[a + 2]
+    registry[#registry + 1] = now
+    registry[#registry + 1] = ARGV[a + 2]
   end
 end
 for _, key in ipairs(windows) do redis.call('PEXPIRE', key, ttl) end
-if #sensors > 0 then redis.call('ZADD', KEYS[1], unpack(sensors)) end
+if #registry > 0 then redis.call('ZADD', KEYS[1], unpack(registry)) end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return out
 `;
