@@ -56,6 +56,9 @@ const INSERT =
   'ON CONFLICT (sensor_type, sensor_id, timestamp) DO NOTHING';
 
 function main(): void {
+  // All of the configuration read once, at start: a missing variable stops it before it connects.
+  const topic = need('HVB_TOPIC');
+  const port = Number(need('HVB_PORT'));
   const prefix = process.env.HVB_REDIS_PREFIX ?? '';
   const size = Number(process.env.HVB_WINDOW_SIZE) || 60;
   const redis = new Redis(need('HVB_REDIS_URL'), { maxRetriesPerRequest: 2 });
@@ -118,13 +121,13 @@ function main(): void {
     batch.push(r);
   });
   client.on('connect', () => {
-    client.subscribe(need('HVB_TOPIC'), { qos: 1 }, (err) => {
+    client.subscribe(topic, { qos: 1 }, (err) => {
       if (err) console.error('floor subscribe:', err.message);
       else subscribed = true;
     });
   });
 
-  server.listen(Number(need('HVB_PORT')), '127.0.0.1');
+  server.listen(port, '127.0.0.1');
   const stop = () => {
     client.end(true);
     for (const ws of clients) ws.terminate();

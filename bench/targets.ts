@@ -174,7 +174,6 @@ async function startFloorTarget(cfg: TargetConfig, clientId: string): Promise<Ru
     port,
     readyPath: '/ready',
     env: { HVB_PORT: String(port) },
-    cleanup: () => undefined,
   });
 }
 
@@ -186,7 +185,8 @@ interface ChildSpec {
   /** Answers 200 once the process takes readings. */
   readyPath: string;
   env: Record<string, string>;
-  cleanup: () => void;
+  /** After the process ended (e.g. its temporary files). */
+  cleanup?: () => void;
 }
 
 /** Starts a reference target as a node child process on the bench's HVB_* environment; waits until ready. */
@@ -220,7 +220,7 @@ async function startChild(cfg: TargetConfig, clientId: string, spec: ChildSpec):
       clearTimeout(t);
     }
     await cfg.broker.purgeSession(clientId).catch(() => undefined);
-    spec.cleanup();
+    spec.cleanup?.();
   });
   const httpUrl = `http://127.0.0.1:${spec.port}`;
   const deadline = Date.now() + 60_000;

@@ -13,8 +13,8 @@ const ROOT = path.resolve(__dirname, '..', '..', '..'); // dist/test/support →
 const MAIN = path.join(ROOT, 'dist', 'app', 'main.js');
 
 /** The node options `npm start` gives (package.json: `node --flag … scripts/start.js`), so tests and the bench run the app with them too. */
-function startScriptNodeFlags(root = ROOT): string[] {
-  const start = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? '';
+function startScriptNodeFlags(): string[] {
+  const start = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? '';
   const m = /^node\s+(.*?)\s*scripts\/start\.js\b/.exec(start.trim());
   if (!m) throw new Error(`package.json's start script is not "node [flags] scripts/start.js": ${start}`);
   return m[1].split(/\s+/).filter((a) => a !== '');
