@@ -44,6 +44,21 @@ export interface RateContext {
   onDrained?: () => void;
 }
 
+/**
+ * How long an instance's own event loop was held over a rate (publish and drain), from its
+ * `/metrics` (nodes/shared/process-health.ts): tells a pause of the pipeline from waiting for a
+ * core. Null for a target without them (the naive flow, the floor).
+ */
+export interface PauseFigures {
+  /** Event-loop delay beyond the timer's interval: 99th percentile and longest. */
+  delayP99Ms: number;
+  delayMaxMs: number;
+  /** Garbage-collector pauses: their total, number and the longest. */
+  gcMs: number;
+  gcCount: number;
+  gcMaxMs: number;
+}
+
 /** What one instance of a target did and used over a rate. */
 export interface InstanceResult {
   pid: number;
@@ -56,6 +71,8 @@ export interface InstanceResult {
   peakRssSampled: number;
   vmHwm: number;
   cpu: number;
+  /** Absent in results saved before it was measured. */
+  pauses?: PauseFigures | null;
 }
 
 export interface RateResult {
@@ -137,6 +154,49 @@ async function acceptedCounts(targets: readonly RunningTarget[]): Promise<(numbe
       }
     }),
   );
+}
+
+interface HealthScrape {
+  delayP99: number | null;
+  delayMax: number | null;
+  gcSeconds: number;
+  gcCount: number;
+  gcMax: number;
+}
+
+/** The process-health figures of each instance's /metrics (this scrape starts their since-scrape window). */
+async function scrapeHealth(targets: readonly RunningTarget[]): Promise<(HealthScrape | null)[]> {
+  return Promise.all(
+    targets.map(async (t) => {
+      try {
+        const res = await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+        const text = await res.text();
+        const gcMax = promValue(text, 'nodejs_gc_pause_max_seconds');
+        if (res.status !== 200 || gcMax === null) return null;
+        return {
+          delayP99: promValue(text, 'nodejs_eventloop_delay_p99_seconds'),
+          delayMax: promValue(text, 'nodejs_eventloop_delay_max_seconds'),
+          gcSeconds: promValue(text, 'nodejs_gc_duration_seconds_sum') ?? 0,
+          gcCount: promValue(text, 'nodejs_gc_duration_seconds_count') ?? 0,
+          gcMax,
+        };
+      } catch {
+        return null;
+      }
+    }),
+  );
+}
+
+/** An instance's pauses between two scrapes (null where either is missing). */
+export function pausesBetween(before: HealthScrape | null, after: HealthScrape | null): PauseFigures | null {
+  if (!before || !after || after.delayP99 === null || after.delayMax === null) return null;
+  return {
+    delayP99Ms: after.delayP99 * 1000,
+    delayMaxMs: after.delayMax * 1000,
+    gcMs: (after.gcSeconds - before.gcSeconds) * 1000,
+    gcCount: after.gcCount - before.gcCount,
+    gcMaxMs: after.gcMax * 1000,
+  };
 }
 
 type Entry = { value: number; ms: number };
@@ -242,6 +302,8 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
   const sys0 = broker.sys();
   // Several instances: how the broker split the readings, from each one's metrics.
   const accepted0 = targets.length > 1 ? await acceptedCounts(targets) : null;
+  // Starts each instance's since-scrape window of event-loop delay and longest GC pause.
+  const health0 = await scrapeHealth(targets);
 
   const load = await startLoad(
     {
@@ -288,6 +350,7 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     await sleep(250);
   }
   const drainSeconds = (monoMs() - drainStart) / 1000;
+  const health1 = await scrapeHealth(targets);
   ctx.onDrained?.();
   // Late duplicates (a redelivery after the last new message) get a moment to show.
   await sleep(300);
@@ -343,6 +406,7 @@ export async function runRate(ctx: RateContext, rate: number, seconds: number, s
     peakRssSampled: Math.max(peakRss.each[i] ?? 0, mems[i]?.rss ?? 0),
     vmHwm: mems[i]?.hwm ?? 0,
     cpu: cpuEach[i],
+    pauses: pausesBetween(health0[i], health1[i]),
   }));
   const sumOf = (f: (m: { rss: number; hwm: number }) => number) => mems.reduce((n, m) => n + (m ? f(m) : 0), 0);
   return {

@@ -3,13 +3,16 @@
  * rates and their ratio, the comparison of one and several app instances (--instances), the
  * targets of issue 6 with PASS/MISS, the REST table, the profile.
  */
-import { KEPT_UP_LAG_MS, type RateResult } from './measure';
+import { KEPT_UP_LAG_MS, type PauseFigures, type RateResult } from './measure';
 import type { ProfileSummary } from './profile';
 import type { HttpLoadResult, SeedResult } from './rest';
 import { compareInstances, fmtEach, fmtMB, fmtMs, fmtNumber, highestLossless, highestThroughput, ratio, renderTable, shares, type Summary } from './stats';
 
 const lat = (s: Summary) => (s.count ? `${fmtMs(s.p50)} / ${fmtMs(s.p99)} / ${fmtMs(s.max)}` : '-');
 const cpu = (s: number) => fmtNumber(s, 1);
+/** An instance's own pauses (from its /metrics; '-' for a target without them), instances apart by ' ; '. */
+const pauses = (r: RateResult, f: (p: PauseFigures) => string) =>
+  (r.perInstance ?? []).map((p) => (p.pauses ? f(p.pauses) : '-')).join(' ; ') || '-';
 
 export function rateTable(rate: number, byTarget: readonly RateResult[]): string {
   const head = ['', ...byTarget.map((r) => r.target)];
@@ -55,6 +58,8 @@ export function rateTable(rate: number, byTarget: readonly RateResult[]): string
     row('CPU s redis', (r) => cpu(r.cpu.redis)),
     row('CPU s bench (publishers, ws)', (r) => cpu(r.cpu.bench)),
     row('wall s (publish + drain)', (r) => fmtNumber(r.cpu.wallSeconds, 1)),
+    row('its event loop held ms p99/max', (r) => pauses(r, (x) => `${fmtMs(x.delayP99Ms)} / ${fmtMs(x.delayMaxMs)}`)),
+    row('  GC pauses ms total/count/longest', (r) => pauses(r, (x) => `${fmtNumber(x.gcMs, 0)} / ${fmtNumber(x.gcCount)} / ${fmtMs(x.gcMaxMs)}`)),
     row('LOSSLESS', (r) => (r.lossless ? 'yes' : 'NO')),
     row(`kept up (lossless, done <= ${KEPT_UP_LAG_MS / 1000} s after)`, (r) => (r.keptUp ? 'yes' : 'no')),
   ];

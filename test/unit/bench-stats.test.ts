@@ -1,4 +1,5 @@
 import assert from 'assert/strict';
+import { pausesBetween } from '../../bench/measure';
 import { parseOptions, type BenchOptions } from '../../bench/options';
 import {
   compareInstances,
@@ -235,6 +236,16 @@ describe('bench stats helpers', () => {
       ]);
       assert.equal(none[1].losslessRatio, null);
       assert.deepEqual(compareInstances([]), []);
+    });
+
+    it('pausesBetween gives an instance\'s own pauses over a rate from two scrapes of its /metrics', () => {
+      const before = { delayP99: 0.004, delayMax: 0.5, gcSeconds: 1.25, gcCount: 40, gcMax: 0.2 };
+      const after = { delayP99: 0.012, delayMax: 0.031, gcSeconds: 1.5, gcCount: 52, gcMax: 0.009 };
+      // The quantiles and the longest pause are the second scrape's own (its since-scrape window); GC totals are differences.
+      assert.deepEqual(pausesBetween(before, after), { delayP99Ms: 12, delayMaxMs: 31, gcMs: 250, gcCount: 12, gcMaxMs: 9 });
+      assert.equal(pausesBetween(null, after), null, 'a target without them (naive, floor)');
+      assert.equal(pausesBetween(before, null), null);
+      assert.equal(pausesBetween(before, { ...after, delayP99: null }), null, 'no delay interval completed: nothing to show');
     });
 
     it('labels a run by its instance count', () => {

@@ -1,11 +1,12 @@
 /**
  * `GET /metrics`: the process-wide registry in the Prometheus text format, plus the fetch
- * nodes' counters (read from `getFetchMetrics()` at scrape time).
+ * nodes' counters (read from `getFetchMetrics()` at scrape time) and the process's health.
  */
 import type { ApiResponse } from '../http';
 import { getFetchMetrics } from '../fetch/metrics';
 import { metrics, PROMETHEUS_CONTENT_TYPE } from '../metrics';
 import type { MetricFamily, MetricsRegistry, Sample } from '../metrics';
+import { startProcessHealth } from '../process-health';
 
 /** The fetch nodes' counters as families. */
 export function fetchFamilies(): MetricFamily[] {
@@ -37,6 +38,8 @@ metrics.collect('fetch', fetchFamilies);
 metrics.collect('process', () => [
   { name: 'process_uptime_seconds', help: 'Seconds since the process started.', type: 'gauge', samples: [{ value: process.uptime() }] },
 ]);
+// Event-loop delay, GC pauses and memory: from when the API's nodes load (see process-health).
+startProcessHealth(metrics);
 
 /** `GET /metrics` → 200 text/plain; version=0.0.4. */
 export function getMetrics(registry: MetricsRegistry = metrics): ApiResponse {
