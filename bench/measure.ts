@@ -141,19 +141,24 @@ async function countStored(pool: Pool, prefix: string): Promise<number> {
   return Number(r.rows[0].n);
 }
 
-/** Each instance's `hypervolt_readings_accepted_total` (null where /metrics did not answer). */
-async function acceptedCounts(targets: readonly RunningTarget[]): Promise<(number | null)[]> {
+/** Reads each instance's /metrics text with `read` (null where it did not answer 200). */
+async function scrapeMetrics<T>(targets: readonly RunningTarget[], read: (text: string) => T | null): Promise<(T | null)[]> {
   return Promise.all(
     targets.map(async (t) => {
       try {
         const res = await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
         const text = await res.text();
-        return res.status === 200 ? promValue(text, 'hypervolt_readings_accepted_total') ?? 0 : null;
+        return res.status === 200 ? read(text) : null;
       } catch {
         return null;
       }
     }),
   );
+}
+
+/** Each instance's `hypervolt_readings_accepted_total` (null where /metrics did not answer). */
+function acceptedCounts(targets: readonly RunningTarget[]): Promise<(number | null)[]> {
+  return scrapeMetrics(targets, (text) => promValue(text, 'hypervolt_readings_accepted_total') ?? 0);
 }
 
 interface HealthScrape {
@@ -165,26 +170,18 @@ interface HealthScrape {
 }
 
 /** The process-health figures of each instance's /metrics (this scrape starts their since-scrape window). */
-async function scrapeHealth(targets: readonly RunningTarget[]): Promise<(HealthScrape | null)[]> {
-  return Promise.all(
-    targets.map(async (t) => {
-      try {
-        const res = await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
-        const text = await res.text();
-        const gcMax = promValue(text, 'nodejs_gc_pause_max_seconds');
-        if (res.status !== 200 || gcMax === null) return null;
-        return {
-          delayP99: promValue(text, 'nodejs_eventloop_delay_p99_seconds'),
-          delayMax: promValue(text, 'nodejs_eventloop_delay_max_seconds'),
-          gcSeconds: promValue(text, 'nodejs_gc_duration_seconds_sum') ?? 0,
-          gcCount: promValue(text, 'nodejs_gc_duration_seconds_count') ?? 0,
-          gcMax,
-        };
-      } catch {
-        return null;
-      }
-    }),
-  );
+function scrapeHealth(targets: readonly RunningTarget[]): Promise<(HealthScrape | null)[]> {
+  return scrapeMetrics(targets, (text) => {
+    const gcMax = promValue(text, 'nodejs_gc_pause_max_seconds');
+    if (gcMax === null) return null; // a target without them (the naive flow, the floor)
+    return {
+      delayP99: promValue(text, 'nodejs_eventloop_delay_p99_seconds'),
+      delayMax: promValue(text, 'nodejs_eventloop_delay_max_seconds'),
+      gcSeconds: promValue(text, 'nodejs_gc_duration_seconds_sum') ?? 0,
+      gcCount: promValue(text, 'nodejs_gc_duration_seconds_count') ?? 0,
+      gcMax,
+    };
+  });
 }
 
 /** An instance's pauses between two scrapes (null where either is missing). */
