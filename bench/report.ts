@@ -12,7 +12,7 @@ const lat = (s: Summary) => (s.count ? `${fmtMs(s.p50)} / ${fmtMs(s.p99)} / ${fm
 const cpu = (s: number) => fmtNumber(s, 1);
 /** An instance's own pauses (from its /metrics; '-' for a target without them), instances apart by ' ; '. */
 const pauses = (r: RateResult, f: (p: PauseFigures) => string) =>
-  (r.perInstance ?? []).map((p) => (p.pauses ? f(p.pauses) : '-')).join(' ; ') || '-';
+  r.perInstance.map((p) => (p.pauses ? f(p.pauses) : '-')).join(' ; ') || '-';
 
 export function rateTable(rate: number, byTarget: readonly RateResult[]): string {
   const head = ['', ...byTarget.map((r) => r.target)];
