@@ -9,7 +9,7 @@
  * interval between its callbacks; the delay is that interval less RESOLUTION_MS. Its quantiles and
  * the longest GC pause are over the time since the previous scrape of this process (the histogram
  * restarts at each scrape, as prom-client's do): with two scrapers each sees part of it. The GC
- * totals are cumulative counters, as usual.
+ * totals are cumulative counters, as usual. `GET /metrics` starts it at its first scrape.
  */
 import { constants, monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram, type PerformanceEntry } from 'perf_hooks';
 import type { MetricFamily, MetricsRegistry } from './metrics';

@@ -92,9 +92,14 @@ describe('process health metrics', () => {
     startProcessHealth(r)();
   });
 
-  it('GET /metrics carries them', async () => {
+  it('GET /metrics carries them, measured from its first scrape on', async () => {
+    const registry = new MetricsRegistry();
+    const first = getMetrics(registry).body as string;
+    assert.match(first, /^nodejs_gc_pause_max_seconds 0$/m, 'started by the first scrape');
+    assert.doesNotMatch(first, /^nodejs_eventloop_delay_p99_seconds /m, 'no delay measured yet');
     await sleep(3 * DELAY_RESOLUTION_MS);
-    const text = getMetrics().body as string;
+    const text = getMetrics(registry).body as string;
+    startProcessHealth(registry)(); // stops it
     assert.match(text, /^nodejs_eventloop_delay_p99_seconds [0-9.e-]+$/m);
     assert.match(text, /^nodejs_gc_pause_max_seconds [0-9.e-]+$/m);
     assert.match(text, /^nodejs_heap_size_used_bytes \d+$/m);

@@ -38,10 +38,13 @@ metrics.collect('fetch', fetchFamilies);
 metrics.collect('process', () => [
   { name: 'process_uptime_seconds', help: 'Seconds since the process started.', type: 'gauge', samples: [{ value: process.uptime() }] },
 ]);
-// Event-loop delay, GC pauses and memory: from when the API's nodes load (see process-health).
-startProcessHealth(metrics);
 
-/** `GET /metrics` → 200 text/plain; version=0.0.4. */
+/**
+ * `GET /metrics` → 200 text/plain; version=0.0.4. The first scrape starts measuring the process's
+ * health (event-loop delay, GC pauses: see process-health), so a Node-RED nobody scrapes does not
+ * run its timer; its delay figures appear from the second scrape on.
+ */
 export function getMetrics(registry: MetricsRegistry = metrics): ApiResponse {
+  startProcessHealth(registry);
   return { status: 200, body: registry.render(), headers: { 'content-type': PROMETHEUS_CONTENT_TYPE } };
 }
