@@ -161,7 +161,7 @@ function acceptedCounts(targets: readonly RunningTarget[]): Promise<(number | nu
   return scrapeMetrics(targets, (text) => promValue(text, 'hypervolt_readings_accepted_total') ?? 0);
 }
 
-interface HealthScrape {
+export interface HealthScrape {
   delayP99: number | null;
   delayMax: number | null;
   gcSeconds: number;
@@ -170,7 +170,7 @@ interface HealthScrape {
 }
 
 /** The process-health figures of each instance's /metrics (this scrape starts their since-scrape window). */
-function scrapeHealth(targets: readonly RunningTarget[]): Promise<(HealthScrape | null)[]> {
+export function scrapeHealth(targets: readonly RunningTarget[]): Promise<(HealthScrape | null)[]> {
   return scrapeMetrics(targets, (text) => {
     const gcMax = promValue(text, 'nodejs_gc_pause_max_seconds');
     if (gcMax === null) return null; // a target without them (the naive flow, the floor)

@@ -275,7 +275,7 @@ export function checksText(checks: readonly TargetCheck[]): string {
 export function restText(seed: SeedResult, rest: readonly HttpLoadResult[]): string {
   const head = `== REST reads with ${fmtNumber(seed.rows)} readings stored (${seed.sensors} sensors, one every ${fmtNumber(seed.intervalMs / 1000, 1)} s each; seeded in ${fmtNumber(seed.seconds, 1)} s), ${rest[0]?.connections ?? 10} keep-alive connections ==`;
   const rows = [
-    ['endpoint', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'non-200', 'body bytes'],
+    ['endpoint', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'non-200', 'body bytes', 'CPU ms/req app / PG / client', 'app loop held ms p99/max'],
     ...rest.map((r) => [
       `${r.name} ${r.path}`,
       fmtNumber(r.requests),
@@ -285,9 +285,11 @@ export function restText(seed: SeedResult, rest: readonly HttpLoadResult[]): str
       fmtMs(r.latency.max),
       fmtNumber(Object.values(r.failures).reduce((s, n) => s + n, 0)),
       fmtNumber(r.bodyBytes),
+      r.server ? [r.server.appCpuMs, r.server.pgCpuMs, r.clientCpuMs].map((ms) => fmtNumber(ms, 2)).join(' / ') : '-',
+      r.server?.pauses ? `${fmtMs(r.server.pauses.delayP99Ms)} / ${fmtMs(r.server.pauses.delayMaxMs)}` : '-',
     ]),
   ];
-  return `${head}\n${renderTable(rows)}`;
+  return `${head}\n${renderTable(rows)}\n  (CPU: of the app's process, of PostgreSQL's processes and of the client's thread, per request, on the same cores)`;
 }
 
 export function profileText(p: ProfileSummary): string {

@@ -14,6 +14,7 @@ import os from 'os';
 import { performance } from 'perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'worker_threads';
 import type { Pool } from 'pg';
+import type { PauseFigures } from './measure';
 import { monoMs } from './load';
 import { SampleBuffer, summarize, type Summary } from './stats';
 
@@ -77,6 +78,12 @@ export interface HttpLoadResult {
   loadAvg1: number;
   /** CPU time of the client's thread per request, ms (NaN where /proc is not readable): it shares the cores with the app. */
   clientCpuMs: number;
+  /**
+   * The serving side over the same run (set by the bench after the load; absent in results saved
+   * before it was measured): CPU ms per request of the app's process and of PostgreSQL (all its
+   * processes; NaN where /proc is not readable), and the app's own pauses from its /metrics.
+   */
+  server?: { appCpuMs: number; pgCpuMs: number; pauses: PauseFigures | null };
 }
 
 function get(agent: http.Agent, url: string): Promise<{ status: number; bytes: number }> {

@@ -19,8 +19,9 @@ import path from 'path';
 import { startBroker, type Broker } from './broker';
 import { installSignalHandlers, onCleanup, runCleanups } from './cleanup';
 import { monoMs, startLoad, wallOffsetMs, WsCollector } from './load';
-import { LOAD_TYPE, runRate, type RateContext, type RateResult } from './measure';
+import { LOAD_TYPE, pausesBetween, runRate, scrapeHealth, type RateContext, type RateResult } from './measure';
 import { HELP, parseOptions, type BenchOptions } from './options';
+import { cpuDelta, cpuSnapshot, pidsByComm } from './procstat';
 import { summarizeProfile, type ProfileSummary } from './profile';
 import { httpLoad, seedReadings, type HttpLoadResult, type SeedResult } from './rest';
 import {
@@ -249,9 +250,22 @@ async function restCheck(env: Env, s: TargetState): Promise<{ seed: SeedResult; 
     ['recent 1 h', () => '/api/sensor-readings/recent/?hours=1'],
   ];
   const results: HttpLoadResult[] = [];
+  const served = s.targets[0];
+  const pgCpu = () => cpuSnapshot(pidsByComm('postgres'));
   for (const [name, next, shown] of endpoints) {
     log(`  ${name}: ${opts.restConnections} connections for ${opts.restSeconds} s`);
-    results.push(await httpLoad(name, base, next, opts.restSeconds, opts.restConnections, shown));
+    // The serving side over the same run: where a slow tail comes from (the app's own loop, its
+    // CPU per answer, PostgreSQL's) on cores that the client shares.
+    const [health0] = await scrapeHealth([served]);
+    const app0 = cpuSnapshot([served.pid]);
+    const pg0 = pgCpu();
+    const r = await httpLoad(name, base, next, opts.restSeconds, opts.restConnections, shown);
+    const perRequest = (seconds: number) => (r.requests > 0 ? (seconds * 1000) / r.requests : NaN);
+    const appCpu = perRequest(cpuDelta(app0, cpuSnapshot([served.pid])));
+    const pgCpuMs = perRequest(cpuDelta(pg0, pgCpu()));
+    const [health1] = await scrapeHealth([served]);
+    r.server = { appCpuMs: appCpu, pgCpuMs, pauses: pausesBetween(health0, health1) };
+    results.push(r);
   }
   return { seed, results };
 }

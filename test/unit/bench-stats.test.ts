@@ -1,6 +1,8 @@
 import assert from 'assert/strict';
 import { pausesBetween } from '../../bench/measure';
 import { parseOptions, type BenchOptions } from '../../bench/options';
+import { restText } from '../../bench/report';
+import type { HttpLoadResult } from '../../bench/rest';
 import {
   compareInstances,
   concatSamples,
@@ -246,6 +248,21 @@ describe('bench stats helpers', () => {
       assert.equal(pausesBetween(null, after), null, 'a target without them (naive, floor)');
       assert.equal(pausesBetween(before, null), null);
       assert.equal(pausesBetween(before, { ...after, delayP99: null }), null, 'no delay interval completed: nothing to show');
+    });
+
+    it('restText shows the serving side of each REST endpoint: CPU per request of the app, PostgreSQL and the client, and the app\'s loop', () => {
+      const latency = summarize(Float64Array.from([2, 4, 30]));
+      const base: HttpLoadResult = {
+        name: 'latest', path: '/api/sensor-readings/latest/', seconds: 5, connections: 10, requests: 5000, rps: 1000,
+        failures: {}, bodyBytes: 36467, latency, loadAvg1: 1.2, clientCpuMs: 0.19,
+      };
+      const served = { ...base, name: 'buffer', server: { appCpuMs: 0.6214, pgCpuMs: 0.3, pauses: { delayP99Ms: 6.5, delayMaxMs: 21.25, gcMs: 80, gcCount: 12, gcMaxMs: 4 } } };
+      const noPg = { ...base, name: 'page', server: { appCpuMs: 0.5, pgCpuMs: NaN, pauses: null } };
+      const text = restText({ rows: 5_000_000, sensors: 100, seconds: 80, intervalMs: 11_232 }, [served, noPg, base]);
+      const line = (name: string) => text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '';
+      assert.match(line('buffer'), /0\.62 \/ 0\.30 \/ 0\.19 +6\.50 \/ 21\.3$/);
+      assert.match(line('page'), /0\.50 \/ - \/ 0\.19 +-$/, 'unreadable /proc: "-", not a made-up figure; no pauses: "-"');
+      assert.match(line('latest'), / - +-$/, 'a result saved before the serving side was measured');
     });
 
     it('labels a run by its instance count', () => {
