@@ -3,7 +3,7 @@
  * how a reading becomes a window entry, and how a sensor is named (`type:id`).
  */
 import type { Reading } from '../shared/types';
-import { parseIsoMs } from '../shared/iso-time';
+import { isoFromEpochMs, parseIsoMs } from '../shared/iso-time';
 import type { SensorKey } from './window-store';
 
 /**
@@ -97,5 +97,5 @@ export function prepareEntries(readings: readonly Reading[]): PreparedEntry[] {
 
 /** Timestamps leave the store as ISO 8601 UTC with milliseconds, whatever form came in. */
 export function isoFromMs(ms: number): string {
-  return new Date(ms).toISOString();
+  return isoFromEpochMs(ms);
 }

@@ -21,6 +21,7 @@
  */
 import { isUtf8 } from 'buffer';
 import type { Clock } from '../shared/clock';
+import { isoFromEpochMs } from '../shared/iso-time';
 import { DEFAULT_UNITS, type Reading, type ReadingError } from '../shared/types';
 
 // ---- limits and defaults -------------------------------------------------------------------
@@ -452,7 +453,7 @@ function checkReading(input: unknown, ctx: ReadingContext, o: ResolvedOptions, n
   if (ms < now - o.retentionMs) {
     return fail('timestamp_too_old', 'timestamp', `timestamp ${safeIso(ms)} is older than the retention period of ${o.retentionMs / 86_400_000} days`);
   }
-  if (iso === undefined) iso = new Date(ms).toISOString();
+  if (iso === undefined) iso = isoFromEpochMs(ms);
 
   return {
     ok: true,

@@ -64,3 +64,38 @@ export function canonicalIso(s: string): string | null {
   const ms = Date.parse(s);
   return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
 }
+
+const DAY_MS = 86_400_000;
+/** The UTC day `isoFromEpochMs` formatted last: its first ms, its end, and its `YYYY-MM-DDT`. */
+let cachedDayStart = NaN;
+let cachedDayEnd = NaN;
+let cachedDayPrefix = '';
+
+const two = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+const three = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
+
+/**
+ * `new Date(ms).toISOString()` for a whole number of ms, without a Date per call when the time is
+ * on the same UTC day as the previous call's (a window's entries, a page of rows): the day's
+ * `YYYY-MM-DDT` is kept and the time of day is written from integer arithmetic, about a seventh
+ * of toISOString's cost. Anything else (another day, a fraction of a ms, a year outside 0000 to
+ * 9999, an invalid time, which throws RangeError as toISOString does) takes toISOString.
+ */
+export function isoFromEpochMs(ms: number): string {
+  if (!(ms >= cachedDayStart && ms < cachedDayEnd) || !Number.isInteger(ms)) {
+    const text = new Date(ms).toISOString();
+    if (text.length === 24 && Number.isInteger(ms)) {
+      cachedDayStart = Math.floor(ms / DAY_MS) * DAY_MS;
+      cachedDayEnd = cachedDayStart + DAY_MS;
+      cachedDayPrefix = text.slice(0, 11);
+    }
+    return text;
+  }
+  let rest = ms - cachedDayStart;
+  const hour = Math.floor(rest / 3_600_000);
+  rest -= hour * 3_600_000;
+  const minute = Math.floor(rest / 60_000);
+  rest -= minute * 60_000;
+  const second = Math.floor(rest / 1000);
+  return `${cachedDayPrefix}${two(hour)}:${two(minute)}:${two(second)}.${three(rest - second * 1000)}Z`;
+}

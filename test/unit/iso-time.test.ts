@@ -4,7 +4,7 @@
  */
 import assert from 'assert/strict';
 import fc from 'fast-check';
-import { canonicalIso, canonicalIsoMs, parseIsoMs } from '../../nodes/shared/iso-time';
+import { canonicalIso, canonicalIsoMs, isoFromEpochMs, parseIsoMs } from '../../nodes/shared/iso-time';
 
 const MIN_MS = Date.UTC(100, 0, 1);
 const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -71,5 +71,52 @@ describe('iso-time: the canonical form without parsing', () => {
     assert.equal(canonicalIso('2026-01-01T00:00:00Z'), '2026-01-01T00:00:00.000Z');
     assert.equal(canonicalIso('not a time'), null);
     assert.ok(Number.isNaN(parseIsoMs('not a time')));
+  });
+});
+
+describe('iso-time: isoFromEpochMs writes what toISOString writes', () => {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const JS_MAX_MS = 8.64e15;
+
+  it('for any time, in any order (the day it keeps is replaced, never wrong)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -JS_MAX_MS, max: JS_MAX_MS }), { minLength: 1, maxLength: 20 }), (times) => {
+        for (const ms of times) assert.equal(isoFromEpochMs(ms), iso(ms));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('for runs of times on one day and across its midnight, as a window holds them', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(-5, 0, 1), max: Date.UTC(10000, 0, 1) }), fc.array(fc.integer({ min: -90_000_000, max: 90_000_000 }), { minLength: 2, maxLength: 60 }), (start, offsets) => {
+        const day = Math.floor(start / 86_400_000) * 86_400_000;
+        for (const off of offsets) {
+          const ms = day + off; // before, on and after the day: the cached day and its edges
+          if (Math.abs(ms) <= JS_MAX_MS) assert.equal(isoFromEpochMs(ms), iso(ms));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('at the edges: midnight and the last ms of a day, before 1970, years 0 to 99, five- and six-digit years', () => {
+    const cases = [
+      Date.UTC(2026, 10, 28), Date.UTC(2026, 10, 28) - 1, Date.UTC(2026, 10, 28, 23, 59, 59, 999), Date.UTC(2026, 10, 29),
+      0, -0, -1, -86_400_000, -86_400_001, Date.UTC(1969, 11, 31, 23, 59, 59, 999),
+      Date.UTC(0, 0, 1) - 1, -62_167_219_200_000, -62_167_219_200_001, 253_402_300_799_999, 253_402_300_800_000, JS_MAX_MS, -JS_MAX_MS,
+    ];
+    // Each case twice: once as the day's first call (toISOString), once from the kept day.
+    for (const ms of [...cases, ...cases]) {
+      assert.equal(isoFromEpochMs(ms), iso(ms), String(ms));
+      assert.equal(isoFromEpochMs(ms + 1 <= JS_MAX_MS ? ms + 1 : ms), iso(ms + 1 <= JS_MAX_MS ? ms + 1 : ms));
+    }
+  });
+
+  it('a fraction of a ms is truncated as Date does, and an invalid time throws RangeError as toISOString does', () => {
+    const day = Date.UTC(2026, 10, 28, 12);
+    isoFromEpochMs(day); // the day is kept
+    for (const ms of [day + 0.5, day + 1234.999, day - 0.25]) assert.equal(isoFromEpochMs(ms), iso(ms));
+    for (const bad of [NaN, Infinity, -Infinity, JS_MAX_MS + 1]) assert.throws(() => isoFromEpochMs(bad), RangeError);
   });
 });
