@@ -81,7 +81,9 @@ export interface HttpLoadResult {
   /**
    * The serving side over the same run (set by the bench after the load; absent in results saved
    * before it was measured): CPU ms per request of the app's process and of PostgreSQL (all its
-   * processes; NaN where /proc is not readable), and the app's own pauses from its /metrics.
+   * processes; NaN where /proc is not readable), and the app's own pauses from its /metrics. The
+   * CPU is read around `httpLoad`, so it includes the client's 20 warm-up requests (under 1 % of a
+   * run's) and whatever else the app did meanwhile (nothing else is sent to it then).
    */
   server?: { appCpuMs: number; pgCpuMs: number; pauses: PauseFigures | null };
 }
