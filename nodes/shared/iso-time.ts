@@ -76,7 +76,7 @@ const three = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
 
 /**
  * `new Date(ms).toISOString()` for a whole number of ms, without a Date per call when the time is
- * on the same UTC day as the previous call's (a window's entries, a page of rows): the day's
+ * on the same UTC day as the previous call's (a window's entries, a batch of readings): the day's
  * `YYYY-MM-DDT` is kept and the time of day is written from integer arithmetic, about a seventh
  * of toISOString's cost. Anything else (another day, a fraction of a ms, a year outside 0000 to
  * 9999, an invalid time, which throws RangeError as toISOString does) takes toISOString.
