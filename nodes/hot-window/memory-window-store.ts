@@ -4,10 +4,10 @@
  */
 import type { Reading, WindowEntry, WindowSnapshot } from '../shared/types';
 import { type Clock, systemClock } from '../shared/clock';
+import { isoFromEpochMs } from '../shared/iso-time';
 import {
   assertContextName,
   assertSensorKey,
-  isoFromMs,
   parseSensorName,
   prepareEntries,
   sensorName,
@@ -233,7 +233,7 @@ export class MemoryWindowStore implements WindowStore {
 
   private snapshot(name: string, now: number): WindowSnapshot {
     const w = this.liveWindow(name, now);
-    const entries: WindowEntry[] = w ? w.entries.map((e) => ({ value: e.value, timestamp: isoFromMs(e.ms) })) : [];
+    const entries: WindowEntry[] = w ? w.entries.map((e) => ({ value: e.value, timestamp: isoFromEpochMs(e.ms) })) : [];
     return snapshotOf(entries, this.size);
   }
 

@@ -21,11 +21,11 @@ import Redis, { type RedisOptions } from 'ioredis';
 import { BroadcastListeners, TickBatcher, unsubscribeHandle, type BroadcastListener, type Unsubscribe } from './broadcast';
 import { LEAD_SCRIPT, RELEASE_SCRIPT, assertLeadArgs } from './leadership';
 import type { Reading, WindowEntry, WindowSnapshot } from '../shared/types';
+import { isoFromEpochMs } from '../shared/iso-time';
 import { withTimeout } from '../shared/timers';
 import {
   assertContextName,
   assertSensorKey,
-  isoFromMs,
   parseSensorName,
   prepareEntries,
   sensorName,
@@ -574,7 +574,7 @@ export class RedisWindowStore implements WindowStore {
     return members.map((m) => {
       const bar = m.indexOf('|');
       const end = m.endsWith(RESTORED_SUFFIX) ? m.length - RESTORED_SUFFIX.length : m.length;
-      return { value: Number(m.slice(bar + 1, end)), timestamp: isoFromMs(Number(m.slice(0, bar))) };
+      return { value: Number(m.slice(bar + 1, end)), timestamp: isoFromEpochMs(Number(m.slice(0, bar))) };
     });
   }
 

@@ -3,7 +3,7 @@
  * how a reading becomes a window entry, and how a sensor is named (`type:id`).
  */
 import type { Reading } from '../shared/types';
-import { isoFromEpochMs, parseIsoMs } from '../shared/iso-time';
+import { parseIsoMs } from '../shared/iso-time';
 import type { SensorKey } from './window-store';
 
 /**
@@ -93,9 +93,4 @@ export function prepareEntry(reading: Reading, index = 0): PreparedEntry {
 export function prepareEntries(readings: readonly Reading[]): PreparedEntry[] {
   if (!Array.isArray(readings)) throw new WindowInputError('readings must be an array');
   return readings.map((r, i) => prepareEntry(r, i));
-}
-
-/** Timestamps leave the store as ISO 8601 UTC with milliseconds, whatever form came in. */
-export function isoFromMs(ms: number): string {
-  return isoFromEpochMs(ms);
 }

@@ -66,9 +66,8 @@ export function canonicalIso(s: string): string | null {
 }
 
 const DAY_MS = 86_400_000;
-/** The UTC day `isoFromEpochMs` formatted last: its first ms, its end, and its `YYYY-MM-DDT`. */
+/** The UTC day `isoFromEpochMs` formatted last: its first ms and its `YYYY-MM-DDT`. */
 let cachedDayStart = NaN;
-let cachedDayEnd = NaN;
 let cachedDayPrefix = '';
 
 const two = (n: number) => (n < 10 ? `0${n}` : `${n}`);
@@ -82,16 +81,15 @@ const three = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
  * 9999, an invalid time, which throws RangeError as toISOString does) takes toISOString.
  */
 export function isoFromEpochMs(ms: number): string {
-  if (!(ms >= cachedDayStart && ms < cachedDayEnd) || !Number.isInteger(ms)) {
+  let rest = ms - cachedDayStart; // ms into the kept day (NaN before the first call)
+  if (!(rest >= 0 && rest < DAY_MS && Number.isInteger(ms))) {
     const text = new Date(ms).toISOString();
     if (text.length === 24 && Number.isInteger(ms)) {
       cachedDayStart = Math.floor(ms / DAY_MS) * DAY_MS;
-      cachedDayEnd = cachedDayStart + DAY_MS;
       cachedDayPrefix = text.slice(0, 11);
     }
     return text;
   }
-  let rest = ms - cachedDayStart;
   const hour = Math.floor(rest / 3_600_000);
   rest -= hour * 3_600_000;
   const minute = Math.floor(rest / 60_000);
