@@ -1,7 +1,7 @@
 import assert from 'assert/strict';
-import { pausesBetween } from '../../bench/measure';
+import { pausesBetween, type RateResult } from '../../bench/measure';
 import { parseOptions, type BenchOptions } from '../../bench/options';
-import { restText } from '../../bench/report';
+import { restText, targetChecks } from '../../bench/report';
 import type { HttpLoadResult } from '../../bench/rest';
 import {
   compareInstances,
@@ -268,6 +268,71 @@ describe('bench stats helpers', () => {
     it('labels a run by its instance count', () => {
       assert.equal(instancesLabel('app', 1), 'app');
       assert.equal(instancesLabel('app', 2), 'app x2');
+    });
+  });
+
+  describe('targetChecks (the issue\'s targets, PASS or MISS)', () => {
+    // Only what the checks read; the rest of a RateResult does not enter them.
+    const rate = (target: string, r: number, o: { lossless?: boolean; keptUp?: boolean; p99?: number; steadyP99?: number; peakMB?: number; throughput?: number } = {}) =>
+      ({
+        target, rate: r, lossless: o.lossless ?? true, keptUp: o.keptUp ?? o.lossless ?? true, throughput: o.throughput ?? r,
+        latencyWs: summarize(Float64Array.from([1, o.p99 ?? 5])), latencyWsSteady: summarize(Float64Array.from([1, o.steadyP99 ?? o.p99 ?? 5])),
+        peakRssSampled: (o.peakMB ?? 200) * 1e6, vmHwm: (o.peakMB ?? 200) * 1e6 - 1, cpu: { pipeline: 3, mosquitto: 0, postgres: 0, redis: 0, bench: 0, wallSeconds: 10 },
+      }) as unknown as RateResult;
+    const rest = (name: string, p99: number, failures: Record<string, number> = {}) =>
+      ({ name, path: '/', seconds: 5, connections: 10, requests: 1000, rps: 200, failures, bodyBytes: 10, latency: summarize(Float64Array.from([1, p99])), loadAvg1: 1, clientCpuMs: 0.1 }) as HttpLoadResult;
+    const judged = (checks: ReturnType<typeof targetChecks>) => Object.fromEntries(checks.map((c) => [c.name, c.pass]));
+
+    it('passes what holds: lossless and kept up at 20 000/s, 20x the naive flow, the latencies, the memory, the REST reads', () => {
+      const app = [rate('app', 1000, { p99: 8 }), rate('app', 10000, { p99: 49.9 }), rate('app', 20000, { peakMB: 249 })];
+      const naive = [rate('naive', 1000), rate('naive', 10000, { lossless: false })];
+      const checks = judged(targetChecks({ app, naive }, [rest('latest', 19.9), rest('buffer', 3)]));
+      assert.deepEqual(checks, {
+        'app lossless >= 15 000/s': true,
+        'app lossless and kept up >= 15 000/s': true,
+        'app >= 5x naive': true,
+        '(info) app vs naive by highest throughput': null,
+        'app >= 5x naive (both kept up)': true,
+        'p99 publish->WS at 1 000/s < 10 ms': true,
+        'p99 publish->WS at 10 000/s < 50 ms': true,
+        'peak memory at highest lossless rate < 250 MB': true,
+        '(info) peak memory of the app over all rates': null,
+        'REST latest p99 < 20 ms': true,
+        'REST buffer p99 < 20 ms': true,
+      });
+    });
+
+    it('misses at the limits and on failures: a rate after a lossy one does not count, 10 ms is not under 10 ms, a failed request fails its endpoint', () => {
+      const app = [
+        rate('app', 1000, { p99: 10 }),
+        rate('app', 10000, { p99: 120, steadyP99: 40, keptUp: false }),
+        rate('app', 15000, { lossless: false }),
+        rate('app', 20000, { peakMB: 100 }), // lossless, but above a lossy rate: not counted
+      ];
+      const naive = [rate('naive', 1000), rate('naive', 10000, { keptUp: false })];
+      const list = targetChecks({ app, naive }, [rest('latest', 12, { '500': 1 }), rest('recent 1 h', 20)]);
+      const checks = judged(list);
+      assert.equal(checks['app lossless >= 15 000/s'], false);
+      assert.equal(list.find((c) => c.name === 'app lossless >= 15 000/s')?.detail, '10 000/s (rates tried: 1000, 10000, 15000, 20000)');
+      assert.equal(checks['app lossless and kept up >= 15 000/s'], false);
+      assert.equal(checks['app >= 5x naive'], false, '10 000 against 10 000: 1x');
+      assert.equal(checks['app >= 5x naive (both kept up)'], false, '1 000 against 1 000');
+      assert.equal(checks['p99 publish->WS at 1 000/s < 10 ms'], false);
+      assert.equal(checks['p99 publish->WS at 10 000/s < 50 ms'], false, 'judged over the whole run, not after the first second');
+      assert.match(list.find((c) => c.name === 'p99 publish->WS at 10 000/s < 50 ms')?.detail ?? '', /after its first second 40/);
+      assert.equal(checks['peak memory at highest lossless rate < 250 MB'], true, '200 MB at 10 000/s, the highest counted');
+      assert.equal(checks['REST latest p99 < 20 ms'], false, 'fast, but one request failed');
+      assert.match(list.find((c) => c.name === 'REST latest p99 < 20 ms')?.detail ?? '', /1 failed requests/);
+      assert.equal(checks['REST recent 1 h p99 < 20 ms'], false, '20 ms is not under 20 ms');
+    });
+
+    it('says what was not run instead of judging it', () => {
+      const list = targetChecks({ app: [rate('app', 5000)] }, null);
+      assert.equal(list.find((c) => c.name === 'p99 publish->WS at 1 000/s < 10 ms')?.detail, 'rate not run');
+      assert.equal(list.find((c) => c.name === 'p99 publish->WS at 1 000/s < 10 ms')?.pass, null);
+      assert.ok(!list.some((c) => c.name.startsWith('app >= 5x naive')), 'no naive flow, no ratio');
+      assert.ok(!list.some((c) => c.name.startsWith('REST')), 'no REST check run');
+      assert.deepEqual(targetChecks({}, null), []);
     });
   });
 
