@@ -78,28 +78,72 @@ export function applyApiResponse(
   msg.headers = headers;
 }
 
-/** JSON bytes already made for an array answer, by its first row (see `jsonBytes`). */
+/** JSON bytes already made for an array answer, by its first row (see `rowsBytes`). */
 const madeBytes = new WeakMap<object, { length: number; mid: unknown; last: unknown; bytes: Buffer }>();
+
+/** An array of row objects: the answers whose serialisation is kept (see `rowsBytes`). */
+function isRowArray(v: unknown): v is object[] {
+  return Array.isArray(v) && v.length > 0 && typeof v[0] === 'object' && v[0] !== null;
+}
+
+/**
+ * Concurrent identical reads share their row objects (the repositories' single flight), so an
+ * array of rows is serialised once for all of them: the bytes are kept by the array's first row
+ * and reused for an array with the same length and the same first, middle and last row, i.e. the
+ * same slice of the same rows (row objects are never changed once read).
+ */
+function rowsBytes(rows: object[]): Buffer {
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  const mid = rows[rows.length >> 1];
+  const made = madeBytes.get(first);
+  if (made && made.length === rows.length && made.last === last && made.mid === mid) return made.bytes;
+  const bytes = Buffer.from(JSON.stringify(rows), 'utf8');
+  madeBytes.set(first, { length: rows.length, mid, last, bytes });
+  return bytes;
+}
+
+/**
+ * A page (`{count, next, previous, results}`, or any plain object with a `results` array of rows):
+ * its own keys written here, in their order, around the kept bytes of its rows, exactly as
+ * `JSON.stringify` writes the whole (a key whose value does not serialise is left out). Each
+ * request of a page has its own `next`/`previous` (they carry its host), so the envelope cannot be
+ * kept; the rows, most of the bytes, can. Null for any other body, and for a value of its own with
+ * a `toJSON` (which `JSON.stringify` would call with the key).
+ */
+function pageBytes(body: unknown): Buffer | null {
+  if (typeof body !== 'object' || body === null || Object.getPrototypeOf(body) !== Object.prototype) return null;
+  const page = body as Record<string, unknown>;
+  if (!Object.prototype.hasOwnProperty.call(page, 'results') || !isRowArray(page.results) || typeof page.toJSON === 'function') return null;
+  const parts: Buffer[] = [];
+  let text = '{';
+  let sep = '';
+  for (const key of Object.keys(page)) {
+    const value = page[key];
+    if (key === 'results') {
+      parts.push(Buffer.from(`${text}${sep}"results":`, 'utf8'), rowsBytes(value as object[]));
+      text = '';
+      sep = ',';
+      continue;
+    }
+    if (typeof value === 'object' && value !== null && typeof (value as { toJSON?: unknown }).toJSON === 'function') return null;
+    const json = JSON.stringify(value);
+    if (json === undefined) continue;
+    text += `${sep}${JSON.stringify(key)}:${json}`;
+    sep = ',';
+  }
+  parts.push(Buffer.from(`${text}}`, 'utf8'));
+  return Buffer.concat(parts);
+}
 
 /**
  * `body` as JSON bytes for the `http response` node (which sends a Buffer as it is, instead of
- * stringifying and encoding the object for each request). Concurrent identical reads share their
- * row objects (the repositories' single flight), so an array answer is serialised once for all of
- * them: the bytes are kept by the array's first row and reused for an array with the same length
- * and the same first, middle and last row, i.e. the same slice of the same rows (row objects are never changed once read). A caller
- * gets a Buffer it must not write to.
+ * stringifying and encoding the object for each request): a body the database wrote as it is, an
+ * array of rows or a page's rows serialised once for the requests that share them (`rowsBytes`),
+ * anything else stringified. A caller gets a Buffer it must not write to.
  */
 export function jsonBytes(body: unknown): Buffer {
   if (body instanceof JsonText) return body.toBuffer();
-  if (Array.isArray(body) && body.length > 0 && typeof body[0] === 'object' && body[0] !== null) {
-    const first = body[0] as object;
-    const last = body[body.length - 1];
-    const mid = body[body.length >> 1];
-    const made = madeBytes.get(first);
-    if (made && made.length === body.length && made.last === last && made.mid === mid) return made.bytes;
-    const bytes = Buffer.from(JSON.stringify(body), 'utf8');
-    madeBytes.set(first, { length: body.length, mid, last, bytes });
-    return bytes;
-  }
-  return Buffer.from(JSON.stringify(body) ?? 'null', 'utf8');
+  if (isRowArray(body)) return rowsBytes(body);
+  return pageBytes(body) ?? Buffer.from(JSON.stringify(body) ?? 'null', 'utf8');
 }
