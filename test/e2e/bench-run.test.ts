@@ -14,10 +14,10 @@ import net from 'net';
 import os from 'os';
 import path from 'path';
 import { Client } from 'pg';
+import { PG_ADMIN_URL } from '../../bench/services';
 import { requireService } from '../support/services';
 
 const SCRIPT = path.resolve(__dirname, '..', '..', 'bench', 'run.js');
-const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
 interface BenchRun {
   code: number | null;
