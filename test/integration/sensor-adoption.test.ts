@@ -132,6 +132,34 @@ describe('sensor-in adoption on Redis and Mosquitto', function () {
     cleanups.push(() => broker!.purgeSession(id));
   }
 
+  /**
+   * Keeps a member alive in the group (heartbeating as if it still ran) until the returned function
+   * is called: nobody adopts it while a test is still counting what reached the survivor directly.
+   */
+  async function keepAlive(group: string, member: { clientId: string; spool: string }, ttlMs: number): Promise<() => void> {
+    const store = new RedisMembershipStore(redis, prefix, group);
+    const beat = () => store.heartbeat({ ...member, host: os.hostname() }, ttlMs).catch(() => undefined);
+    await beat();
+    const timer = setInterval(beat, ttlMs / 3);
+    const stop = () => clearInterval(timer);
+    cleanups.push(stop);
+    return stop;
+  }
+
+  /**
+   * What reached the survivor directly, once it stops growing: the broker acknowledges a publish
+   * before it has delivered it to the survivor, so the count right after the publish can be short.
+   */
+  async function settled(delivered: unknown[], quietMs = 750): Promise<number> {
+    let n = -1;
+    let since = Date.now();
+    for (;;) {
+      if (delivered.length !== n) { n = delivered.length; since = Date.now(); }
+      if (Date.now() - since >= quietMs) return n;
+      await sleep(20);
+    }
+  }
+
   async function publish(topic: string, payloads: string[]): Promise<void> {
     const c = await mqtt.connectAsync(broker!.url, { clientId: `hvtest-${RUN_ID}-pub-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: 5, reconnectPeriod: 0 });
     for (const p of payloads) await c.publishAsync(topic, p, { qos: 1 });
@@ -150,12 +178,13 @@ describe('sensor-in adoption on Redis and Mosquitto', function () {
     deadSpool.appendNow(Array.from({ length: 25 }, (_, i) => ({ topic: `${base}/sensors/r/ldr`, payload: Buffer.from(`spooled-${i}`), receivedAt: i })));
     deadSpool.close();
     await deadMember(deadId, topic);
-    await new RedisMembershipStore(redis, prefix, group).heartbeat({ clientId: deadId, host: os.hostname(), spool: deadSpoolFile }, ttlMs);
+    const dies = await keepAlive(group, { clientId: deadId, spool: deadSpoolFile }, ttlMs);
 
     const s = await survivor('live2', group, topic, ttlMs);
     const sent = Array.from({ length: 200 }, (_, i) => `m-${i}`);
     await publish(`${base}/sensors/r/ldr`, sent); // half is queued for the dead session
-    const direct = s.delivered.length;
+    const direct = await settled(s.delivered);
+    dies();
     assert.ok(direct < 200, `the dead session kept a share (${200 - direct} queued)`);
 
     const t0 = Date.now();
@@ -197,11 +226,12 @@ describe('sensor-in adoption on Redis and Mosquitto', function () {
     const topic = `$share/${group}/${base}/sensors/+/+`;
     const deadId = `hvtest-${RUN_ID}-dead4`;
     await deadMember(deadId, topic, 4);
-    await new RedisMembershipStore(redis, prefix, group).heartbeat({ clientId: deadId, host: os.hostname(), spool: '' }, 1000);
+    const dies = await keepAlive(group, { clientId: deadId, spool: '' }, 1000);
     const s = await survivor('live4', group, topic, 1000, 4);
     const sent = Array.from({ length: 60 }, (_, i) => `v4-${i}`);
     await publish(`${base}/sensors/r/ldr`, sent);
-    const direct = s.delivered.length;
+    const direct = await settled(s.delivered);
+    dies();
     const { result } = await until('the adoption', s.adopted, 20_000);
     assert.equal(result.outcome, 'adopted');
     assert.equal(result.fromSession, 60 - direct);
@@ -220,10 +250,11 @@ describe('sensor-in adoption on Redis and Mosquitto', function () {
     const ttlMs = 1000;
     const deadId = `hvtest-${RUN_ID}-dead3`;
     await deadMember(deadId, topic);
-    await new RedisMembershipStore(redis, prefix, group).heartbeat({ clientId: deadId, host: os.hostname(), spool: '' }, ttlMs);
+    const dies = await keepAlive(group, { clientId: deadId, spool: '' }, ttlMs);
     const s = await survivor('live3', group, topic, ttlMs);
     await publish(`${base}/sensors/r/ldr`, Array.from({ length: 100 }, (_, i) => `m-${i}`));
-    const queued = 100 - s.delivered.length;
+    const queued = 100 - (await settled(s.delivered));
+    dies();
     // The adopter takes the queue, then waits to be idle (2 s) before deleting the session.
     await until('the adoption drained the queue', () => (s.member.membership.adopting?.taken ?? 0) >= queued, 20_000);
     // The owner restarts: heartbeats (as its sensor-in does first), then connects with its client id.
