@@ -258,11 +258,7 @@ describe('sensor-in adoption on Redis and Mosquitto', function () {
     // The adopter takes the queue, then waits to be idle (2 s) before deleting the session.
     await until('the adoption drained the queue', () => (s.member.membership.adopting?.taken ?? 0) >= queued, 20_000);
     // The owner restarts: heartbeats (as its sensor-in does first), then connects with its client id.
-    const ownerStore = new RedisMembershipStore(redis, prefix, group);
-    const beat = () => ownerStore.heartbeat({ clientId: deadId, host: os.hostname(), spool: '' }, ttlMs).catch(() => undefined);
-    await beat();
-    const beating = setInterval(beat, ttlMs / 3);
-    cleanups.push(() => clearInterval(beating));
+    await keepAlive(group, { clientId: deadId, spool: '' }, ttlMs);
     const owner = mqtt.connect(broker!.url, { clientId: deadId, clean: false, protocolVersion: 5, reconnectPeriod: 0, properties: { sessionExpiryInterval: 3600 } });
     let closes = 0;
     owner.on('close', () => closes++);
